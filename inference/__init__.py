@@ -1,0 +1,1 @@
+"""Model serving (the SageMaker inference contract); built out by the serving issue."""

@@ -1,0 +1,350 @@
+"""Pure data core of the preprocess job: read, validate, clean, type, profile and split a table.
+
+Everything here works on DataFrames and paths and raises ``JobError`` with a message that
+names the column or file and the fix; ``preprocess.main`` only does the I/O around it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from sagemaker_jobs.contract import JobError
+
+log = logging.getLogger(__name__)
+
+ProblemType = Literal["classification", "regression"]
+Kind = Literal["numeric", "categorical", "datetime"]
+KINDS: tuple[str, ...] = ("numeric", "categorical", "datetime")
+TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+# An integer target with at most this many distinct values is taken as class labels.
+MAX_CLASSES_FOR_INTEGER_TARGET = 20
+# A text column whose values parse as numbers this often is numeric with bad cells in it.
+NUMERIC_LOOKING_SHARE = 0.9
+# Identifier detection needs enough rows to mean anything.
+MIN_ROWS_FOR_ID_CHECK = 20
+_DATE_RE = re.compile(
+    r"^\s*(\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}[-/]\d{1,2}[-/]\d{2,4})([ T]\S+)?\s*$"
+)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the user told us about the data; everything else is inferred."""
+
+    target: str
+    problem_type: Literal["auto", "classification", "regression"] = "auto"
+    column_types: dict[str, Kind] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What preprocess decided; train, evaluate and the server all read it."""
+
+    target: str
+    problem_type: ProblemType
+    features: dict[str, Kind]
+    classes: list[str] | None = None
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "problem_type": self.problem_type,
+            "features": [{"name": n, "kind": k} for n, k in self.features.items()],
+            "classes": self.classes,
+            "dropped": self.dropped,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Schema:
+        return cls(
+            target=raw["target"],
+            problem_type=raw["problem_type"],
+            features={f["name"]: f["kind"] for f in raw["features"]},
+            classes=raw.get("classes"),
+            dropped=raw.get("dropped", {}),
+        )
+
+    def columns_of(self, kind: Kind) -> list[str]:
+        return [n for n, k in self.features.items() if k == kind]
+
+
+def parse_column_types(text: str) -> dict[str, Kind]:
+    """Parse ``"age=numeric,city=categorical"`` (the CLI and job argument form)."""
+    types: dict[str, Kind] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, kind = item.partition("=")
+        if not sep or kind.strip() not in KINDS:
+            raise JobError(
+                f"bad column type {item!r}: write NAME=KIND with KIND one of {', '.join(KINDS)}"
+            )
+        types[name.strip()] = kind.strip()  # type: ignore[assignment]
+    return types
+
+
+def table_files(location: Path) -> list[Path]:
+    if location.is_file():
+        files = [location]
+    elif location.is_dir():
+        files = sorted(p for p in location.rglob("*") if p.is_file())
+    else:
+        raise JobError(f"input {location} does not exist")
+    tables = [p for p in files if p.suffix.lower() in TABLE_SUFFIXES]
+    if not tables:
+        raise JobError(
+            f"no CSV or Parquet file in {location} (found: {[p.name for p in files][:5]}); "
+            "give a .csv, .parquet or .pq file"
+        )
+    return tables
+
+
+def read_table(location: Path) -> pd.DataFrame:
+    """Read one file or every CSV/Parquet file of a directory (a SageMaker S3Prefix input)."""
+    frames = []
+    for path in table_files(location):
+        try:
+            if TABLE_SUFFIXES[path.suffix.lower()] == "csv":
+                frame = pd.read_csv(path, skipinitialspace=True)
+            else:
+                frame = pd.read_parquet(path)
+        except pd.errors.EmptyDataError as exc:
+            raise JobError(f"{path.name} is empty: it has no header and no rows") from exc
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+            raise JobError(f"cannot parse {path.name}: {exc}".splitlines()[0]) from exc
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if table.empty:
+        raise JobError(f"input {location} has a header but no rows")
+    return table
+
+
+def sha256_of(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _non_null_text(column: pd.Series) -> pd.Series:
+    return column.dropna().astype(str).str.strip()
+
+
+def _looks_like_dates(column: pd.Series) -> bool:
+    values = _non_null_text(column)
+    if values.empty or not values.str.match(_DATE_RE).mean() >= 0.95:
+        return False
+    parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= 0.95)
+
+
+def _coerce_numeric(name: str, column: pd.Series, *, declared: bool) -> pd.Series:
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = column.notna() & numbers.isna()
+    if bad.any():
+        examples = ", ".join(repr(v) for v in column[bad].astype(str).unique()[:3])
+        how = (
+            "it was declared numeric"
+            if declared
+            else f"{(~bad & column.notna()).sum()} of {column.notna().sum()} values are numbers"
+        )
+        raise JobError(
+            f"column {name!r} has non-numeric values ({examples}) in {int(bad.sum())} rows "
+            f"but {how}; fix those cells or declare it with --column-types {name}=categorical"
+        )
+    return numbers
+
+
+def infer_kind(name: str, column: pd.Series) -> Kind:
+    if pd.api.types.is_bool_dtype(column):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(column):
+        return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(column) or _looks_like_dates(column):
+        return "datetime"
+    values = _non_null_text(column)
+    if (
+        not values.empty
+        and pd.to_numeric(values, errors="coerce").notna().mean() >= NUMERIC_LOOKING_SHARE
+    ):
+        _coerce_numeric(name, column, declared=False)  # raises with the offending values
+    return "categorical"
+
+
+def _is_identifier(column: pd.Series, kind: Kind) -> bool:
+    non_null = column.dropna()
+    if len(non_null) < MIN_ROWS_FOR_ID_CHECK or non_null.nunique() != len(column):
+        return False
+    if kind == "categorical":
+        return True
+    # An integer column unique per row and strictly increasing is a row number, not a feature.
+    return (
+        kind == "numeric"
+        and pd.api.types.is_integer_dtype(column)
+        and bool(column.is_monotonic_increasing)
+    )
+
+
+def infer_problem_type(target: pd.Series) -> ProblemType:
+    if not pd.api.types.is_numeric_dtype(target) or pd.api.types.is_bool_dtype(target):
+        return "classification"
+    integral = bool(np.all(np.mod(target.to_numpy(dtype=float), 1) == 0))
+    if integral and target.nunique() <= MAX_CLASSES_FOR_INTEGER_TARGET:
+        return "classification"
+    return "regression"
+
+
+def prepare(table: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, Schema]:
+    """Validate and clean a raw table; return the modelling table and its schema."""
+    if spec.target not in table.columns:
+        raise JobError(
+            f"target column {spec.target!r} not found; the columns are {list(table.columns)}. "
+            "Pass the right name with --target"
+        )
+    unknown = sorted(set(spec.column_types) - set(table.columns))
+    if unknown:
+        raise JobError(f"--column-types names columns that are not in the data: {unknown}")
+
+    missing_target = table[spec.target].isna() | (table[spec.target].astype(str).str.strip() == "")
+    if missing_target.all():
+        raise JobError(f"every row has an empty target {spec.target!r}; nothing to learn from")
+    if missing_target.any():
+        log.warning(
+            "dropped %d rows with a missing target %r", int(missing_target.sum()), spec.target
+        )
+    table = table.loc[~missing_target].reset_index(drop=True)
+
+    target = table[spec.target]
+    if spec.problem_type == "regression":
+        target = _coerce_numeric(spec.target, target, declared=True)
+    problem_type: ProblemType = (
+        infer_problem_type(target) if spec.problem_type == "auto" else spec.problem_type
+    )
+    if problem_type == "classification":
+        target = target.astype(str).str.strip()
+        counts = target.value_counts()
+        if len(counts) < 2:
+            raise JobError(
+                f"target {spec.target!r} has one class ({counts.index[0]!r}); a classifier needs two"
+            )
+        lonely = counts[counts < 2]
+        if not lonely.empty:
+            raise JobError(
+                f"classes {list(lonely.index)} of {spec.target!r} have a single row; a stratified "
+                "split needs at least 2 rows per class: remove them or merge them into another class"
+            )
+    table = table.assign(**{spec.target: target})
+
+    features: dict[str, Kind] = {}
+    dropped: dict[str, str] = {}
+    for name in table.columns.drop(spec.target):
+        column = table[name]
+        if column.isna().all():
+            log.warning("dropped column %r: it is empty", name)
+            dropped[name] = "empty"
+            continue
+        declared = spec.column_types.get(name)
+        kind = declared or infer_kind(name, column)
+        if kind == "numeric":
+            table[name] = _coerce_numeric(name, column, declared=declared is not None)
+        if declared is None and _is_identifier(table[name], kind):
+            log.warning("dropped column %r: unique per row, so an identifier, not a feature", name)
+            dropped[name] = "identifier"
+            continue
+        if kind == "categorical" and table[name].nunique() == 1:
+            log.warning("dropped column %r: it has a single value", name)
+            dropped[name] = "constant"
+            continue
+        features[name] = kind
+    if not features:
+        raise JobError(
+            "no usable feature column is left after dropping identifiers and empty columns"
+        )
+
+    classes = (
+        sorted(table[spec.target].unique().tolist()) if problem_type == "classification" else None
+    )
+    schema = Schema(spec.target, problem_type, features, classes, dropped)
+    return table[[*features, spec.target]], schema
+
+
+def profile(table: pd.DataFrame, schema: Schema, *, raw_rows: int, sha256: str) -> dict[str, Any]:
+    """A JSON-ready description of the modelling table."""
+    target = table[schema.target]
+    if schema.problem_type == "classification":
+        target_summary: dict[str, Any] = {
+            "class_counts": target.value_counts().sort_index().to_dict()
+        }
+    else:
+        target_summary = {k: float(v) for k, v in target.describe().items()}
+    numeric = schema.columns_of("numeric")
+    categorical = schema.columns_of("categorical")
+    return {
+        "dataset": {"sha256": sha256, "raw_rows": raw_rows, "rows": len(table)},
+        "problem_type": schema.problem_type,
+        "target": {"name": schema.target, **target_summary},
+        "missing_values": {c: int(n) for c, n in table.isna().sum().items()},
+        "numeric_summary": {
+            c: {k: (None if pd.isna(v) else float(v)) for k, v in table[c].describe().items()}
+            for c in numeric
+        },
+        "categorical_summary": {
+            c: {
+                "distinct": int(table[c].nunique()),
+                "top": table[c].value_counts().head(10).to_dict(),
+            }
+            for c in categorical
+        },
+        "features": schema.to_dict()["features"],
+        "dropped_columns": schema.dropped,
+    }
+
+
+def split(
+    table: pd.DataFrame, schema: Schema, *, validation: float, test: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Deterministic train / validation / test split, stratified for classification."""
+    if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
+        raise JobError("validation and test fractions must be in (0, 1) and add up to less than 1")
+    holdout = validation + test
+    stratify = table[schema.target] if schema.problem_type == "classification" else None
+    try:
+        train, rest = train_test_split(
+            table, test_size=holdout, random_state=seed, stratify=stratify
+        )
+        stratify_rest = rest[schema.target] if stratify is not None else None
+        val, tst = train_test_split(
+            rest, test_size=test / holdout, random_state=seed, stratify=stratify_rest
+        )
+    except ValueError as exc:
+        raise JobError(
+            f"cannot split {len(table)} rows into train/validation/test: {exc}. "
+            "Give more rows or smaller --validation-fraction/--test-fraction"
+        ) from exc
+    return train, val, tst
+
+
+def read_split(path: Path, schema: Schema) -> pd.DataFrame:
+    """Read a split written by preprocess, with the column types the schema fixed."""
+    dtypes: dict[str, Any] = {n: str for n, k in schema.features.items() if k != "numeric"}
+    if schema.problem_type == "classification":
+        dtypes[schema.target] = str
+    files = table_files(path)
+    table = pd.concat(
+        [pd.read_csv(f, dtype=dtypes, keep_default_na=True) for f in files], ignore_index=True
+    )
+    missing = [c for c in [*schema.features, schema.target] if c not in table.columns]
+    if missing:
+        raise JobError(f"{path} lacks columns {missing} that the schema lists; rerun preprocess")
+    return table

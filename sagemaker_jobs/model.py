@@ -1,0 +1,81 @@
+"""The scikit-learn model: one ``Pipeline`` of column preparation and an estimator family."""
+
+from __future__ import annotations
+
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from sagemaker_jobs.data import Schema
+from sagemaker_jobs.features import date_part_names, date_parts
+from sagemaker_jobs.hyperparameters import Hyperparameters
+
+
+def _estimator(problem_type: str, hp: Hyperparameters) -> object:
+    classify = problem_type == "classification"
+    if hp.estimator == "gradient_boosting":
+        cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
+        return cls(
+            max_iter=hp.n_estimators,
+            learning_rate=hp.learning_rate,
+            max_depth=hp.max_depth,
+            min_samples_leaf=max(hp.min_samples_leaf, 1),
+            random_state=hp.random_state,
+        )
+    if hp.estimator == "random_forest":
+        cls = RandomForestClassifier if classify else RandomForestRegressor
+        return cls(
+            n_estimators=hp.n_estimators,
+            max_depth=hp.max_depth,
+            min_samples_leaf=hp.min_samples_leaf,
+            random_state=hp.random_state,
+            n_jobs=1,
+        )
+    if classify:
+        return LogisticRegression(C=hp.regularization, max_iter=2000)
+    return Ridge(alpha=1.0 / hp.regularization)
+
+
+def build_model(schema: Schema, hp: Hyperparameters) -> Pipeline:
+    """Impute and scale numbers, impute and one-hot categories (unknown ones tolerated)."""
+    branches = []
+    numeric = schema.columns_of("numeric")
+    if numeric:
+        branches.append(
+            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric)
+        )
+    categorical = schema.columns_of("categorical")
+    if categorical:
+        encoder = OneHotEncoder(
+            handle_unknown="infrequent_if_exist",
+            min_frequency=hp.min_category_fraction or None,
+            max_categories=hp.max_categories,
+            sparse_output=False,
+        )
+        branches.append(
+            (
+                "categorical",
+                make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"), encoder),
+                categorical,
+            )
+        )
+    dates = schema.columns_of("datetime")
+    if dates:
+        parts = FunctionTransformer(date_parts, feature_names_out=date_part_names)
+        branches.append(
+            (
+                "datetime",
+                make_pipeline(parts, SimpleImputer(strategy="median"), StandardScaler()),
+                dates,
+            )
+        )
+    columns = ColumnTransformer(branches, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("columns", columns), ("estimator", _estimator(schema.problem_type, hp))])

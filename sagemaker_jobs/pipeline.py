@@ -1,0 +1,336 @@
+"""The SageMaker Pipeline definition: preprocess -> train -> evaluate -> quality gate -> register.
+
+``build_pipeline(settings)`` is the one builder that CDK deploys and the local executor runs.
+It makes no AWS call and uploads no code: every step runs the project image, whose code is
+baked in, and account values (image, role, bucket) are inputs. Two builds with the same
+settings give byte-identical JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+
+PROCESSING_ROOT = "/opt/ml/processing"
+_ARN_ROLE = re.compile(r"^arn:[^:]+:iam::[^:]+:role/.+$")
+
+
+class PipelineSettings(BaseModel):
+    """Build-time inputs; run-time choices are pipeline parameters instead."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pipeline_name: str = Field("mlops-tabular", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+    model_package_group: str = Field("mlops-tabular", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    image_uri: str = Field(min_length=1)
+    role_arn: str
+    bucket: str = Field(min_length=3)
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    code_version: str = Field("unknown", description="git commit of the code baked into the image")
+    default_input_uri: str = Field("s3://placeholder/datasets/demo/penguins.csv", pattern=r"^s3://")
+    default_target: str = "species"
+    quality_threshold: float = Field(0.7, ge=0, le=1)
+    processing_instance_type: str = Field("ml.m5.large", pattern=r"^ml\.")
+    training_instance_type: str = Field("ml.m5.large", pattern=r"^ml\.")
+    inference_instance_type: str = Field("ml.m5.large", pattern=r"^ml\.")
+    cache_steps: bool = True
+
+    @field_validator("role_arn")
+    @classmethod
+    def _arn_shaped(cls, value: str) -> str:
+        # A bare role name makes the SDK call IAM to resolve it; an ARN passes through.
+        if not _ARN_ROLE.match(value):
+            raise ValueError("must be an IAM role ARN such as arn:aws:iam::123456789012:role/NAME")
+        return value
+
+    @property
+    def prefix(self) -> str:
+        return f"s3://{self.bucket}/pipelines/{self.pipeline_name}"
+
+
+@contextlib.contextmanager
+def _quiet_sdk() -> Iterator[None]:
+    """Silence what the SDK says while it builds: one stray print and many notices that say
+    job names are filled in at run time. Our CLI prints the definition on stdout."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # the SDK sets its own logger levels, so mute globally
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # Every PipelineSession call warns that no job is started: that is the point here.
+            warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _session(settings: PipelineSettings) -> Any:
+    import boto3
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    # No sagemaker_config: any config (file or dict) is re-validated on every SDK call and
+    # makes a build about 8 times slower.
+    session = PipelineSession(
+        boto_session=boto3.Session(region_name=settings.region), default_bucket=settings.bucket
+    )
+    session._default_bucket = settings.bucket  # known bucket: no S3 lookup or creation
+    return session
+
+
+def build_pipeline(settings: PipelineSettings) -> Pipeline:
+    """Return the SDK v3 ``Pipeline``; call ``.definition()`` for its JSON."""
+    with _quiet_sdk():
+        return _build(settings)
+
+
+def _build(settings: PipelineSettings) -> Pipeline:
+    # The SDK creates a boto3 client when these modules are imported, so a region must be set,
+    # and it checks roles with IAM unless told not to: neither may need credentials here.
+    os.environ.setdefault("AWS_DEFAULT_REGION", settings.region)
+    os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+    from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.core.processing import Processor
+    from sagemaker.core.shapes import (
+        OutputDataConfig,
+        ProcessingInput,
+        ProcessingOutput,
+        ProcessingS3Input,
+        ProcessingS3Output,
+    )
+    from sagemaker.core.workflow import (
+        ConditionGreaterThanOrEqualTo,
+        ExecutionVariables,
+        Join,
+        JsonGet,
+        ParameterFloat,
+        ParameterInteger,
+        ParameterString,
+        PropertyFile,
+    )
+    from sagemaker.mlops.workflow.condition_step import ConditionStep
+    from sagemaker.mlops.workflow.fail_step import FailStep
+    from sagemaker.mlops.workflow.model_step import ModelStep
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
+    from sagemaker.serve.model_builder import ModelBuilder
+    from sagemaker.train.configs import Compute, InputData
+    from sagemaker.train.model_trainer import ModelTrainer
+
+    s = settings
+    session = _session(s)
+    input_uri = ParameterString("InputDataUri", default_value=s.default_input_uri)
+    target = ParameterString("TargetColumn", default_value=s.default_target)
+    problem_type = ParameterString(
+        "ProblemType", default_value="auto", enum_values=["auto", "classification", "regression"]
+    )
+    column_types = ParameterString("ColumnTypes", default_value="")
+    estimator = ParameterString(
+        "Estimator",
+        default_value="gradient_boosting",
+        enum_values=["gradient_boosting", "random_forest", "linear"],
+    )
+    processing_type = ParameterString(
+        "ProcessingInstanceType", default_value=s.processing_instance_type
+    )
+    processing_count = ParameterInteger("ProcessingInstanceCount", default_value=1)
+    training_type = ParameterString("TrainingInstanceType", default_value=s.training_instance_type)
+    quality_metric = ParameterString("QualityMetric", default_value="auto")
+    threshold = ParameterFloat("QualityThreshold", default_value=s.quality_threshold)
+    approval = ParameterString(
+        "ModelApprovalStatus",
+        default_value="PendingManualApproval",
+        enum_values=["PendingManualApproval", "Approved", "Rejected"],
+    )
+    parameters = [
+        input_uri, target, problem_type, column_types, estimator, processing_type,
+        processing_count, training_type, quality_metric, threshold, approval,
+    ]  # fmt: skip
+    cache = CacheConfig(enable_caching=s.cache_steps, expire_after="P30D")
+
+    def output_uri(step: str, name: str) -> Join:
+        return Join(on="/", values=[s.prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, step, name])
+
+    def processor(module: str) -> Processor:
+        return Processor(
+            role=s.role_arn,
+            image_uri=s.image_uri,
+            instance_count=processing_count,
+            instance_type=processing_type,
+            entrypoint=["python3", "-m", f"sagemaker_jobs.{module}"],
+            sagemaker_session=session,
+        )
+
+    def s3_input(name: str, uri: Any, local: str) -> ProcessingInput:
+        return ProcessingInput(
+            input_name=name,
+            s3_input=ProcessingS3Input(
+                s3_uri=uri, local_path=local, s3_data_type="S3Prefix", s3_input_mode="File"
+            ),
+        )
+
+    def s3_output(step: str, name: str, local: str) -> ProcessingOutput:
+        return ProcessingOutput(
+            output_name=name,
+            s3_output=ProcessingS3Output(
+                s3_uri=output_uri(step, name), local_path=local, s3_upload_mode="EndOfJob"
+            ),
+        )
+
+    profile_file = PropertyFile(name="DataProfile", output_name="profile", path="profile.json")
+    preprocess = ProcessingStep(
+        name="Preprocess",
+        step_args=processor("preprocess").run(
+            inputs=[s3_input("raw", input_uri, f"{PROCESSING_ROOT}/input/raw")],
+            outputs=[
+                s3_output("preprocess", name, f"{PROCESSING_ROOT}/output/{name}")
+                for name in ("train", "validation", "test", "profile")
+            ],
+            arguments=[
+                "--target",
+                target,
+                "--problem-type",
+                problem_type,
+                "--column-types",
+                column_types,
+            ],
+        ),
+        property_files=[profile_file],
+        cache_config=cache,
+    )
+
+    def split_uri(name: str) -> Any:
+        return preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+
+    trainer = ModelTrainer(
+        training_image=s.image_uri,
+        role=s.role_arn,
+        sagemaker_session=session,
+        base_job_name="train",
+        compute=Compute(instance_type=training_type, instance_count=1, volume_size_in_gb=30),
+        output_data_config=OutputDataConfig(
+            s3_output_path=Join(
+                on="/", values=[s.prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, "train"]
+            )
+        ),
+        hyperparameters={"estimator": estimator},
+    )
+    train = TrainingStep(
+        name="Train",
+        step_args=trainer.train(
+            input_data_config=[
+                InputData(channel_name=name, data_source=split_uri(name))
+                for name in ("train", "validation")
+            ]
+        ),
+        cache_config=cache,
+    )
+    model_data = train.properties.ModelArtifacts.S3ModelArtifacts
+
+    evaluation_file = PropertyFile(
+        name="EvaluationReport", output_name="evaluation", path="evaluation.json"
+    )
+    evaluate = ProcessingStep(
+        name="Evaluate",
+        step_args=processor("evaluate").run(
+            inputs=[
+                s3_input("model", model_data, f"{PROCESSING_ROOT}/model"),
+                s3_input("test", split_uri("test"), f"{PROCESSING_ROOT}/test"),
+            ],
+            outputs=[s3_output("evaluate", "evaluation", f"{PROCESSING_ROOT}/evaluation")],
+            arguments=["--quality-metric", quality_metric],
+        ),
+        property_files=[evaluation_file],
+        cache_config=cache,
+    )
+
+    def gate(field: str) -> JsonGet:
+        return JsonGet(
+            step_name=evaluate.name,
+            property_file=evaluation_file,
+            json_path=f"quality_gate.{field}",
+        )
+
+    evaluation_uri = Join(
+        on="/",
+        values=[
+            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
+            "evaluation.json",
+        ],
+    )
+    register = ModelStep(
+        name="RegisterModel",
+        step_args=ModelBuilder(
+            s3_model_data_url=model_data,
+            image_uri=s.image_uri,
+            role_arn=s.role_arn,
+            sagemaker_session=session,
+        ).register(
+            model_package_group_name=s.model_package_group,
+            content_types=["text/csv", "application/json", "application/jsonlines"],
+            response_types=["application/json", "text/csv"],
+            inference_instances=[s.inference_instance_type],
+            transform_instances=[s.inference_instance_type],
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(
+                    s3_uri=evaluation_uri, content_type="application/json"
+                )
+            ),
+            approval_status=approval,
+            customer_metadata_properties={
+                "DatasetSha256": JsonGet(
+                    step_name=preprocess.name,
+                    property_file=profile_file,
+                    json_path="dataset.sha256",
+                ),
+                "DatasetUri": input_uri,
+                "PipelineExecutionId": ExecutionVariables.PIPELINE_EXECUTION_ID,
+                "CodeVersion": s.code_version,
+            },
+        ),
+    )
+    gate_failed = FailStep(
+        name="QualityGateFailed",
+        error_message=Join(
+            on=" ",
+            values=[
+                "Quality gate failed:",
+                gate("metric"),
+                "=",
+                gate("value"),
+                "is below the threshold",
+                threshold,
+                "(set QualityThreshold or improve the model); nothing was registered.",
+            ],
+        ),
+    )
+    quality_gate = ConditionStep(
+        name="QualityGate",
+        conditions=[ConditionGreaterThanOrEqualTo(left=gate("value"), right=threshold)],
+        if_steps=[register],
+        else_steps=[gate_failed],
+    )
+    return Pipeline(
+        name=s.pipeline_name,
+        parameters=parameters,
+        steps=[preprocess, train, evaluate, quality_gate],
+        sagemaker_session=session,
+    )
+
+
+def definition_json(settings: PipelineSettings) -> str:
+    """The definition as canonical JSON: sorted keys, so equal inputs give equal bytes."""
+    pipeline = build_pipeline(settings)
+    with _quiet_sdk():
+        body = pipeline.definition()
+    return json.dumps(json.loads(body), indent=2, sort_keys=True)

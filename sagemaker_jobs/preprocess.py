@@ -1,0 +1,81 @@
+"""Processing job: validate, profile and split the raw data set.
+
+Container entry point: ``python3 -m sagemaker_jobs.preprocess --target COLUMN [...]``.
+Reads every CSV/Parquet file under ``/opt/ml/processing/input/raw`` and writes
+``train/``, ``validation/``, ``test/`` (CSV with header, plus ``schema.json`` beside each)
+and ``profile/profile.json`` under ``/opt/ml/processing/output``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from sagemaker_jobs import data
+from sagemaker_jobs.contract import JobError, Paths, run_job, write_json
+
+log = logging.getLogger(__name__)
+
+INPUT = "/opt/ml/processing/input/raw"
+OUTPUT = "/opt/ml/processing/output"
+SPLITS = ("train", "validation", "test")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise JobError(f"preprocess arguments: {message}")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = _Parser(prog="sagemaker_jobs.preprocess", description=__doc__)
+    parser.add_argument("--target", required=True, help="name of the column to predict")
+    parser.add_argument(
+        "--problem-type", default="auto", choices=["auto", "classification", "regression"]
+    )
+    parser.add_argument("--column-types", default="", help="NAME=numeric|categorical|datetime,...")
+    parser.add_argument("--validation-fraction", type=float, default=0.15)
+    parser.add_argument("--test-fraction", type=float, default=0.15)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--input", default=INPUT, help="file or directory (under /opt/ml)")
+    parser.add_argument("--output", default=OUTPUT, help="directory (under /opt/ml)")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, paths: Paths) -> None:
+    source, out = paths.map(args.input), paths.map(args.output)
+    spec = data.DataSpec(
+        target=args.target.strip(),
+        problem_type=args.problem_type,
+        column_types=data.parse_column_types(args.column_types),
+    )
+    files = data.table_files(source)
+    raw = data.read_table(source)
+    log.info("read %d rows x %d columns from %d file(s)", len(raw), raw.shape[1], len(files))
+    table, schema = data.prepare(raw, spec)
+    log.info(
+        "problem type %s; %d features (%s)",
+        schema.problem_type,
+        len(schema.features),
+        ", ".join(f"{n}:{k}" for n, k in schema.features.items()),
+    )
+    parts = data.split(
+        table, schema, validation=args.validation_fraction, test=args.test_fraction, seed=args.seed
+    )
+    report = data.profile(table, schema, raw_rows=len(raw), sha256=data.sha256_of(files))
+    for name, part in zip(SPLITS, parts, strict=True):
+        target_dir = out / name
+        target_dir.mkdir(parents=True, exist_ok=True)
+        part.to_csv(target_dir / f"{name}.csv", index=False)
+        write_json(target_dir / "schema.json", schema.to_dict())
+        log.info("%s: %d rows", name, len(part))
+    write_json(out / "profile" / "profile.json", report)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_job("preprocess", lambda paths: run(parse_args(argv), paths))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
