@@ -1,0 +1,1 @@
+"""The ``mlops`` command and the local stand-ins for SageMaker: object store, executor, registry."""

@@ -1,0 +1,263 @@
+"""The ``mlops`` command. Thin: parse, call the core, print; errors become exit codes in ``main``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+
+from mlops.errors import ExecutionFailed, MlopsError
+from mlops.executor.records import StepRecord, find_execution, list_executions
+from mlops.home import Home
+from mlops.registry import LocalModelRegistry, ModelPackage
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+pipeline_app = typer.Typer(no_args_is_help=True, help="Build, run and inspect the pipeline.")
+models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(models_app, name="models")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+GROUP_OPTION = typer.Option("--group", "-g", help="Model Package Group.")
+DEFAULT_GROUP = "mlops-tabular"
+
+
+def _home() -> Home:
+    return Home.from_env()
+
+
+# pipeline ------------------------------------------------------------------------------
+@pipeline_app.command("definition")
+def definition(
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the pipeline definition JSON that CDK deploys and `pipeline run` executes."""
+    from mlops.local import local_settings
+    from sagemaker_jobs.pipeline import definition_json
+
+    body = definition_json(local_settings())
+    if output:
+        output.write_text(body + "\n", encoding="utf-8")
+        err.print(f"wrote {output}")
+    else:
+        print(body)
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise MlopsError(
+                f"--param {item!r}: write Name=Value, e.g. --param QualityThreshold=0.9"
+            )
+        params[name.strip()] = value
+    return params
+
+
+class ConsoleReporter:
+    """Live step progress on the terminal; job logs too with --verbose."""
+
+    def __init__(self, console: Console, verbose: bool) -> None:
+        self.console, self.verbose = console, verbose
+        self._status: Status | None = None
+
+    def step_started(self, record: StepRecord) -> None:
+        self._status = self.console.status(f"{record.name} ({record.type}) running...")
+        self._status.start()
+
+    def step_finished(self, record: StepRecord) -> None:
+        if self._status:
+            self._status.stop()
+        mark = {"Succeeded": "[green]✓[/]", "Failed": "[red]✗[/]"}.get(
+            record.status, "[yellow]■[/]"
+        )
+        self.console.print(
+            f"{mark} {record.name:<18} {record.type:<14} {record.status:<10} {record.seconds or 0:6.2f}s"
+        )
+
+    def log_line(self, step: str, line: str) -> None:
+        if self.verbose:
+            self.console.print(f"[dim]  {step} | {line}[/]", markup=True, highlight=False)
+
+
+@pipeline_app.command("run")
+def run(
+    data: Annotated[
+        Path | None, typer.Option(help="CSV/Parquet file or directory (default: the demo set).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Column to predict (required with --data).")
+    ] = None,
+    problem_type: Annotated[
+        str | None, typer.Option(help="auto, classification or regression.")
+    ] = None,
+    column_types: Annotated[
+        str | None, typer.Option(help="NAME=numeric|categorical|datetime,...")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Pipeline parameter Name=Value (repeatable)."),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the jobs' own logs.")
+    ] = False,
+) -> None:
+    """Run the pipeline definition locally: preprocess, train, evaluate, gate, register."""
+    from mlops.executor.runner import LocalPipelineExecutor
+    from mlops.local import DEMO_DATA, DEMO_TARGET, LOCAL_IMAGE, local_settings, upload_dataset
+    from mlops.store import LocalObjectStore
+    from sagemaker_jobs.pipeline import definition_json
+
+    overrides = _parse_params(param or [])
+    if data is not None and not target and "TargetColumn" not in overrides:
+        raise MlopsError("--data needs --target COLUMN: the name of the column to predict")
+    home = _home()
+    store = LocalObjectStore(home.store)
+    source = data or DEMO_DATA
+    overrides.setdefault("InputDataUri", upload_dataset(store, source))
+    for name, value in (("TargetColumn", target or (None if data else DEMO_TARGET)),
+                        ("ProblemType", problem_type), ("ColumnTypes", column_types)):  # fmt: skip
+        if value is not None:
+            overrides[name] = value
+    err.print(f"Building the pipeline definition and running it on {source} ...")
+    definition = json.loads(definition_json(local_settings()))
+    registry = LocalModelRegistry(home.registry)
+    executor = LocalPipelineExecutor(
+        home, registry, image_uri=LOCAL_IMAGE, reporter=ConsoleReporter(err, verbose)
+    )
+    try:
+        record = executor.run(definition, overrides)
+    except ExecutionFailed as exc:
+        err.print(f"[red]Execution failed:[/] {exc}")
+        latest = find_execution(home.runs, "latest")
+        err.print(f"Run directory: {latest.run_dir}  (step logs under steps/<name>/log.txt)")
+        raise typer.Exit(exc.exit_code) from exc
+    out.print(f"\nExecution {record.execution_id}: [green]{record.status}[/]")
+    out.print(f"Run directory:  {record.run_dir}")
+    for step in record.steps:
+        if arn := step.outputs.get("ModelPackageArn"):
+            package = registry.describe_model_package(arn.split("/")[-2], int(arn.split("/")[-1]))
+            gate = package.metrics.get("quality_gate", {})
+            out.print(f"Metrics:        {_metrics_line(package)}")
+            out.print(f"Quality gate:   {gate.get('metric')} = {gate.get('value')} "
+                      f">= {record.parameters.get('QualityThreshold')}")  # fmt: skip
+            out.print(f"Model package:  {package.group} version {package.version} "
+                      f"({package.approval_status}) {package.arn}")  # fmt: skip
+            out.print(f"Model data:     {package.model_data_url}")
+            out.print(f"                {store.path_for(package.model_data_url)}")
+    out.print(
+        f"Next: mlops models approve <version>   |   mlops pipeline steps {record.execution_id}"
+    )
+
+
+def _metrics_line(package: ModelPackage) -> str:
+    metrics = package.metrics.get("metrics", {})
+    return ", ".join(f"{k}={v.get('value')}" for k, v in metrics.items()) or "-"
+
+
+@pipeline_app.command("executions")
+def executions(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
+    """List local pipeline executions, newest first."""
+    table = Table("Execution", "Status", "Started", "Seconds", "Failure reason")
+    for record in list_executions(_home().runs)[:limit]:
+        seconds = sum(s.seconds or 0 for s in record.steps)
+        table.add_row(record.execution_id, record.status, record.start_time, f"{seconds:.1f}",
+                      record.failure_reason or "")  # fmt: skip
+    out.print(table)
+
+
+@pipeline_app.command("steps")
+def steps(
+    execution: Annotated[str, typer.Argument(help="Execution id, or 'latest'.")] = "latest",
+) -> None:
+    """Show an execution's steps like ListPipelineExecutionSteps."""
+    record = find_execution(_home().runs, execution)
+    out.print(f"Execution {record.execution_id}: {record.status}")
+    table = Table("Step", "Type", "Status", "Seconds", "Outputs / failure reason")
+    for step in record.steps:
+        detail = step.failure_reason or ", ".join(f"{k}={v}" for k, v in step.outputs.items())
+        table.add_row(step.name, step.type, step.status, f"{step.seconds or 0:.2f}", detail)
+    out.print(table)
+
+
+# models --------------------------------------------------------------------------------
+def _registry() -> LocalModelRegistry:
+    return LocalModelRegistry(_home().registry)
+
+
+@models_app.command("list")
+def models_list(group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP) -> None:
+    """List the versions of a model package group."""
+    table = Table("Version", "Status", "Created", "Metrics", "Dataset sha256")
+    for package in _registry().list_model_packages(group):
+        table.add_row(str(package.version), package.approval_status, package.created,
+                      _metrics_line(package), package.metadata.get("DatasetSha256", "")[:12])  # fmt: skip
+    out.print(table)
+
+
+@models_app.command("describe")
+def models_describe(version: int, group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP) -> None:
+    """Print one model package as JSON."""
+    print(json.dumps(_registry().describe_model_package(group, version).to_dict(), indent=2))
+
+
+def _set_status(group: str, version: int, status: str, description: str) -> None:
+    package = _registry().update_approval_status(group, version, status, description)
+    out.print(f"{package.group} version {package.version}: {package.approval_status}")
+
+
+@models_app.command("approve")
+def models_approve(
+    version: int,
+    group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP,
+    description: Annotated[str, typer.Option(help="Who approves and why.")] = "",
+) -> None:
+    """Approve a model package version for deployment."""
+    _set_status(group, version, "Approved", description)
+
+
+@models_app.command("reject")
+def models_reject(
+    version: int,
+    group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP,
+    description: Annotated[str, typer.Option(help="Who rejects and why.")] = "",
+) -> None:
+    """Reject a model package version (an approved one too)."""
+    _set_status(group, version, "Rejected", description)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: the one place where errors become messages and exit codes."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result: Any = app(args=list(argv) if argv is not None else None, prog_name="mlops",
+                          standalone_mode=False)  # fmt: skip
+    except MlopsError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

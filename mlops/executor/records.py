@@ -1,0 +1,98 @@
+"""Execution and step records, kept as ``execution.json`` in each run directory.
+
+Their fields follow ``DescribePipelineExecution`` and ``ListPipelineExecutionSteps``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import NotFound
+
+EXECUTION_FILE = "execution.json"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class StepRecord:
+    name: str
+    type: str
+    status: str = "Executing"
+    start_time: str = field(default_factory=now)
+    end_time: str | None = None
+    failure_reason: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    log_file: str | None = None
+
+    def finish(self, status: str, failure_reason: str | None = None) -> None:
+        self.status, self.failure_reason, self.end_time = status, failure_reason, now()
+
+    @property
+    def seconds(self) -> float | None:
+        if not self.end_time:
+            return None
+        delta = datetime.fromisoformat(self.end_time) - datetime.fromisoformat(self.start_time)
+        return delta.total_seconds()
+
+
+@dataclass
+class ExecutionRecord:
+    execution_id: str
+    pipeline_name: str
+    run_dir: str
+    parameters: dict[str, Any]
+    status: str = "Executing"
+    start_time: str = field(default_factory=now)
+    end_time: str | None = None
+    failure_reason: str | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.run_dir) / EXECUTION_FILE
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def finish(self, status: str, failure_reason: str | None = None) -> None:
+        self.status, self.failure_reason, self.end_time = status, failure_reason, now()
+        self.save()
+
+    def step(self, name: str) -> StepRecord:
+        return next(s for s in self.steps if s.name == name)
+
+    @classmethod
+    def load(cls, path: Path) -> ExecutionRecord:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw["steps"] = [StepRecord(**s) for s in raw["steps"]]
+        return cls(**raw)
+
+
+def list_executions(runs: Path) -> list[ExecutionRecord]:
+    """Newest first, as ``ListPipelineExecutions`` returns them."""
+    records = [ExecutionRecord.load(p) for p in runs.glob(f"*/{EXECUTION_FILE}")]
+    return sorted(records, key=lambda r: r.start_time, reverse=True)
+
+
+def find_execution(runs: Path, execution_id: str) -> ExecutionRecord:
+    if execution_id == "latest":
+        records = list_executions(runs)
+        if not records:
+            raise NotFound("no pipeline execution yet; start one with `mlops pipeline run`")
+        return records[0]
+    path = runs / execution_id / EXECUTION_FILE
+    if not path.exists():
+        raise NotFound(
+            f"no execution {execution_id!r} under {runs}; `mlops pipeline executions` lists them"
+        )
+    return ExecutionRecord.load(path)

@@ -1,0 +1,493 @@
+"""The local executor: runs a SageMaker pipeline definition's JSON step by step, no AWS, no Docker.
+
+Each job step runs the project image's entry point as a child process with its ``/opt/ml``
+tree laid out in the run directory; ``s3://`` URIs map to the local object store; the
+registration step writes to the local registry. Step types are dispatched through a table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import sagemaker_jobs
+from mlops.errors import ExecutionFailed, MlopsError, NotFound
+from mlops.executor.expressions import Context, ExpressionError
+from mlops.executor.records import ExecutionRecord, StepRecord, now
+from mlops.home import Home
+from mlops.registry import ModelRegistry
+from mlops.store import LocalObjectStore
+from sagemaker_jobs.contract import ROOT_ENV, JobError, Paths
+
+LOCAL_ACCOUNT = "000000000000"
+# What the project image does when started with a command (see the Dockerfile): SageMaker
+# training runs `docker run IMAGE train`; here the same module runs in a child process.
+IMAGE_COMMANDS = {"train": ["-m", "sagemaker_jobs.train", "train"]}
+PYTHON_NAMES = {"python", "python3"}
+STOP_GRACE_SECONDS = 30  # SageMaker's SIGTERM-to-SIGKILL grace
+
+
+class StepFailed(MlopsError):
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"step {step} failed: {reason}")
+        self.step, self.reason = step, reason
+
+
+class ExecutionStopped(ExecutionFailed):
+    exit_code = 130
+
+
+class Reporter(Protocol):
+    def step_started(self, record: StepRecord) -> None: ...
+    def step_finished(self, record: StepRecord) -> None: ...
+    def log_line(self, step: str, line: str) -> None: ...
+
+
+class SilentReporter:
+    def step_started(self, record: StepRecord) -> None:
+        pass
+
+    def step_finished(self, record: StepRecord) -> None:
+        pass
+
+    def log_line(self, step: str, line: str) -> None:
+        pass
+
+
+@dataclass
+class Outcome:
+    """What a finished step leaves for later steps and for the record."""
+
+    properties: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    property_files: dict[tuple[str, str], Path] = field(default_factory=dict)
+    skip: list[str] = field(default_factory=list)
+
+
+# Parameters ----------------------------------------------------------------------------
+_CASTS: dict[str, Callable[[str], Any]] = {
+    "String": str,
+    "Integer": int,
+    "Float": float,
+    "Boolean": lambda v: {"true": True, "false": False}[v.strip().lower()],
+}
+
+
+def resolve_parameters(definition: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
+    """Defaults plus ``Name=Value`` overrides, each checked against its declared type."""
+    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise MlopsError(f"unknown parameter(s) {unknown}; the pipeline has {sorted(declared)}")
+    values: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name not in overrides:
+            if "DefaultValue" not in spec:
+                raise MlopsError(f"parameter {name} has no default: pass --param {name}=VALUE")
+            values[name] = spec["DefaultValue"]
+            continue
+        raw = overrides[name]
+        try:
+            values[name] = _CASTS[spec["Type"]](raw)
+        except (KeyError, ValueError) as exc:
+            raise MlopsError(f"parameter {name} is {spec['Type']}; {raw!r} is not one") from exc
+        allowed = spec.get("EnumValues")
+        if allowed and values[name] not in allowed:
+            raise MlopsError(f"parameter {name} must be one of {allowed}; got {raw!r}")
+    return values
+
+
+# The step graph ------------------------------------------------------------------------
+def _all_steps(
+    steps: list[dict[str, Any]], parent: str | None = None
+) -> Iterator[tuple[dict, str | None]]:
+    for step in steps:
+        yield step, parent
+        if step.get("Type") == "Condition":
+            branches = step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
+            yield from _all_steps(branches, step["Name"])
+
+
+def _references(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        get = value.get("Get")
+        if isinstance(get, str) and get.startswith("Steps."):
+            yield get.split(".")[1]
+        for key, inner in value.items():
+            if key not in ("IfSteps", "ElseSteps"):
+                yield from _references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _references(inner)
+
+
+def plan(definition: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
+    """Order the steps by data and explicit dependencies (stable in definition order)."""
+    found = list(_all_steps(definition.get("Steps", [])))
+    specs = {step["Name"]: step for step, _ in found}
+    needs: dict[str, set[str]] = {}
+    for step, parent in found:
+        deps = set(_references(step.get("Arguments", {}))) | set(step.get("DependsOn", []))
+        deps |= set(_references(step.get("PropertyFiles", [])))
+        if parent:
+            deps.add(parent)
+        missing = deps - set(specs)
+        if missing:
+            raise MlopsError(f"step {step['Name']} depends on unknown step(s) {sorted(missing)}")
+        needs[step["Name"]] = deps
+    ordered: list[dict[str, Any]] = []
+    done: set[str] = set()
+    while len(ordered) < len(specs):
+        ready = [n for n in specs if n not in done and needs[n] <= done]
+        if not ready:
+            raise MlopsError(f"steps {sorted(set(specs) - done)} form a dependency cycle")
+        ordered.append(specs[ready[0]])
+        done.add(ready[0])
+    return ordered, needs
+
+
+# The executor --------------------------------------------------------------------------
+class LocalPipelineExecutor:
+    def __init__(
+        self,
+        home: Home,
+        registry: ModelRegistry,
+        *,
+        image_uri: str,
+        reporter: Reporter | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.home = home
+        self.store = LocalObjectStore(home.store)
+        self.registry = registry
+        self.image_uri = image_uri
+        self.reporter = reporter or SilentReporter()
+        self.python = python
+        self._handlers: dict[str, Callable[[dict[str, Any], Context, Path], Outcome]] = {
+            "Processing": self._processing,
+            "Training": self._training,
+            "Condition": self._condition,
+            "Fail": self._fail,
+            "RegisterModel": self._register_model,
+        }
+
+    def run(self, definition: dict[str, Any], overrides: dict[str, str]) -> ExecutionRecord:
+        """Run one execution to its end and return its record; raise if it failed or stopped."""
+        ordered, needs = plan(definition)
+        for step in ordered:
+            if step["Type"] not in self._handlers:
+                raise MlopsError(
+                    f"step {step['Name']} has type {step['Type']}, which the local executor "
+                    f"cannot run (it runs {', '.join(self._handlers)})"
+                )
+        parameters = resolve_parameters(definition, overrides)
+        pipeline_name = definition.get("PipelineName") or "pipeline"
+        started = datetime.now(UTC)
+        execution_id = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        record = ExecutionRecord(
+            execution_id=execution_id,
+            pipeline_name=pipeline_name,
+            run_dir=str(self.home.runs / execution_id),
+            parameters=parameters,
+        )
+        record.save()
+        context = Context(
+            parameters=parameters,
+            execution={
+                "PipelineExecutionId": execution_id,
+                "PipelineName": pipeline_name,
+                "PipelineExecutionArn": f"arn:aws:sagemaker:local:{LOCAL_ACCOUNT}:pipeline/"
+                f"{pipeline_name}/execution/{execution_id}",
+                "StartDateTime": started.isoformat(),
+                "CurrentDateTime": started.isoformat(),
+            },
+            step_properties={},
+            property_files={},
+        )
+        properties: dict[str, dict[str, Any]] = context.step_properties  # type: ignore[assignment]
+        files: dict[tuple[str, str], Path] = context.property_files  # type: ignore[assignment]
+        skipped: set[str] = set()
+        for spec in ordered:
+            name = spec["Name"]
+            if name in skipped or not needs[name] <= set(properties):
+                skipped.add(name)  # a branch not taken, or downstream of one
+                continue
+            step = StepRecord(name=name, type=spec["Type"])
+            step_dir = Path(record.run_dir) / "steps" / name
+            step.log_file = str(step_dir / "log.txt")
+            record.steps.append(step)
+            record.save()
+            self.reporter.step_started(step)
+            context.execution["CurrentDateTime"] = now()
+            try:
+                outcome = self._handlers[spec["Type"]](spec, context, step_dir)
+            except StepFailed as exc:
+                step.finish("Failed", exc.reason)
+                record.finish("Failed", f"Step {name} failed: {exc.reason}")
+                self.reporter.step_finished(step)
+                raise ExecutionFailed(record.failure_reason) from exc
+            except KeyboardInterrupt as exc:
+                step.finish("Stopped", "stopped by the user (Ctrl-C)")
+                record.finish("Stopped", f"stopped by the user during step {name}")
+                self.reporter.step_finished(step)
+                raise ExecutionStopped(record.failure_reason) from exc
+            properties[name] = outcome.properties
+            files.update(outcome.property_files)
+            skipped.update(outcome.skip)
+            step.outputs = outcome.outputs
+            step.finish("Succeeded")
+            record.save()
+            self.reporter.step_finished(step)
+        record.finish("Succeeded")
+        return record
+
+    # helpers ------------------------------------------------------------------------
+    def _resolve(self, name: str, value: Any, context: Context) -> Any:
+        try:
+            return context.resolve(value)
+        except ExpressionError as exc:
+            raise StepFailed(name, str(exc)) from exc
+
+    def _check_image(self, name: str, image: str) -> None:
+        if image != self.image_uri:
+            raise StepFailed(
+                name,
+                f"image {image!r} is not the project image {self.image_uri!r}; the local "
+                "executor runs only the project image's entry points",
+            )
+
+    def _command(self, name: str, argv: list[Any]) -> list[str]:
+        if not argv or argv[0] not in PYTHON_NAMES:
+            raise StepFailed(
+                name, f"entry point {argv[:3]} is not a python3 command; cannot run locally"
+            )
+        return [self.python, *(str(a) for a in argv[1:])]
+
+    def _download(self, name: str, uri: str, destination: Path) -> None:
+        try:
+            self.store.get(uri, destination)
+        except (NotFound, MlopsError) as exc:
+            raise StepFailed(name, f"input {uri}: {exc}") from exc
+
+    def _run_container(self, name: str, argv: list[str], root: Path, env: dict[str, str]) -> None:
+        """Run one job as SageMaker would run the container, and turn its failure into a reason."""
+        paths = Paths(root)
+        paths.failure_file.unlink(missing_ok=True)
+        project = str(Path(sagemaker_jobs.__file__).resolve().parent.parent)
+        child_env = {
+            **os.environ,
+            **env,
+            ROOT_ENV: str(root),
+            "PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")])),
+            "PYTHONUNBUFFERED": "1",
+        }
+        log_path = root.parent / "log.txt"
+        with (
+            log_path.open("w", encoding="utf-8") as log,
+            subprocess.Popen(
+                argv,
+                cwd=root.parent,
+                env=child_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # Ctrl-C reaches us; we stop the job the SageMaker way
+            ) as child,
+        ):
+            try:
+                assert child.stdout is not None
+                for line in child.stdout:
+                    log.write(line)
+                    self.reporter.log_line(name, line.rstrip("\n"))
+                code = child.wait()
+            except KeyboardInterrupt:
+                _stop(child)
+                raise
+        if code != 0:
+            reason = (
+                paths.failure_file.read_text(encoding="utf-8").strip()
+                if paths.failure_file.exists()
+                else ""
+            )
+            raise StepFailed(name, reason or f"exited with code {code}; see {log_path}")
+
+    # step types ---------------------------------------------------------------------
+    def _processing(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
+        name = spec["Name"]
+        args = self._resolve(name, spec["Arguments"], context)
+        app = args["AppSpecification"]
+        self._check_image(name, app["ImageUri"])
+        paths = Paths(step_dir / "opt" / "ml")
+        try:
+            for item in args.get("ProcessingInputs", []):
+                if "S3Input" not in item:
+                    raise StepFailed(
+                        name,
+                        f"input {item['InputName']} is not an S3Input; only S3 inputs run locally",
+                    )
+                self._download(
+                    name, item["S3Input"]["S3Uri"], paths.map(item["S3Input"]["LocalPath"])
+                )
+            outputs = args.get("ProcessingOutputConfig", {}).get("Outputs", [])
+            local_outputs = {
+                o["OutputName"]: paths.map(o["S3Output"]["LocalPath"]) for o in outputs
+            }
+        except JobError as exc:
+            raise StepFailed(name, str(exc)) from exc
+        for directory in local_outputs.values():
+            directory.mkdir(parents=True, exist_ok=True)
+        job_name = f"{name.lower()}-{context.execution['PipelineExecutionId']}"
+        config = paths.root / "config" / "processingjobconfig.json"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            json.dumps({"ProcessingJobName": job_name, **args}, indent=2), encoding="utf-8"
+        )
+        argv = self._command(
+            name, [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
+        )
+        self._run_container(name, argv, paths.root, args.get("Environment", {}))
+        uploaded = {}
+        for output in outputs:
+            uri = output["S3Output"]["S3Uri"]
+            self.store.put(local_outputs[output["OutputName"]], uri)
+            uploaded[output["OutputName"]] = uri
+        property_files = {
+            (name, pf["PropertyFileName"]): local_outputs[pf["OutputName"]] / pf["FilePath"]
+            for pf in spec.get("PropertyFiles", [])
+        }
+        return Outcome(
+            properties={**args, "ProcessingJobName": job_name, "ProcessingJobStatus": "Completed"},
+            outputs=uploaded,
+            property_files=property_files,
+        )
+
+    def _training(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
+        name = spec["Name"]
+        args = self._resolve(name, spec["Arguments"], context)
+        self._check_image(name, args["AlgorithmSpecification"]["TrainingImage"])
+        paths = Paths(step_dir / "opt" / "ml")
+        config = paths.root / "input" / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        hyperparameters = {k: _as_text(v) for k, v in args.get("HyperParameters", {}).items()}
+        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), encoding="utf-8")
+        channels = args.get("InputDataConfig", [])
+        (config / "inputdataconfig.json").write_text(
+            json.dumps(
+                {
+                    c["ChannelName"]: {"TrainingInputMode": c.get("InputMode", "File")}
+                    for c in channels
+                }
+            ),
+            encoding="utf-8",
+        )
+        (config / "resourceconfig.json").write_text(
+            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}), encoding="utf-8"
+        )
+        for channel in channels:
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            self._download(name, uri, paths.channel(channel["ChannelName"], env={}))
+        model_dir = paths.model_dir(env={})
+        model_dir.mkdir(parents=True, exist_ok=True)
+        paths.output_data_dir(env={}).mkdir(parents=True, exist_ok=True)
+        argv = [self.python, *IMAGE_COMMANDS["train"]]
+        self._run_container(name, argv, paths.root, args.get("Environment", {}))
+        job_name = f"{name.lower()}-{context.execution['PipelineExecutionId']}"
+        archive = step_dir / "model.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:  # SageMaker packs /opt/ml/model the same way
+            for item in sorted(model_dir.iterdir()):
+                tar.add(item, arcname=item.name)
+        uri = (
+            f"{args['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job_name}/output/model.tar.gz"
+        )
+        self.store.put(archive, uri)
+        return Outcome(
+            properties={
+                **args,
+                "TrainingJobName": job_name,
+                "TrainingJobStatus": "Completed",
+                "ModelArtifacts": {"S3ModelArtifacts": uri},
+            },
+            outputs={"ModelArtifacts": uri},
+        )
+
+    def _condition(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
+        name = spec["Name"]
+        args = spec["Arguments"]
+        try:
+            outcome = all(context.condition(c) for c in args.get("Conditions", []))
+        except ExpressionError as exc:
+            raise StepFailed(name, str(exc)) from exc
+        not_taken = args.get("ElseSteps" if outcome else "IfSteps", [])
+        return Outcome(
+            properties={"Outcome": outcome},
+            outputs={"Outcome": outcome},
+            skip=[s["Name"] for s, _ in _all_steps(not_taken)],
+        )
+
+    def _fail(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
+        name = spec["Name"]
+        message = self._resolve(name, spec.get("Arguments", {}).get("ErrorMessage", ""), context)
+        raise StepFailed(name, str(message) or "the pipeline reached a Fail step")
+
+    def _register_model(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
+        name = spec["Name"]
+        args = self._resolve(name, spec["Arguments"], context)
+        inference = args["InferenceSpecification"]
+        container = inference["Containers"][0]
+        self._check_image(name, container["Image"])
+        if not self.store.exists(container["ModelDataUrl"]):
+            raise StepFailed(name, f"model data {container['ModelDataUrl']} does not exist")
+        statistics = args.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics")
+        metrics: dict[str, Any] = {}
+        if statistics:
+            try:
+                metrics = json.loads(
+                    self.store.path_for(statistics["S3Uri"]).read_text(encoding="utf-8")
+                )
+            except (OSError, json.JSONDecodeError) as exc:
+                raise StepFailed(name, f"model metrics {statistics['S3Uri']}: {exc}") from exc
+        try:
+            package = self.registry.create_model_package(
+                args["ModelPackageGroupName"],
+                model_data_url=container["ModelDataUrl"],
+                image_uri=container["Image"],
+                approval_status=args.get("ModelApprovalStatus", "PendingManualApproval"),
+                metrics=metrics,
+                metadata={
+                    k: _as_text(v) for k, v in args.get("CustomerMetadataProperties", {}).items()
+                },
+                content_types=inference.get("SupportedContentTypes", []),
+                response_types=inference.get("SupportedResponseMIMETypes", []),
+            )
+        except MlopsError as exc:
+            raise StepFailed(name, str(exc)) from exc
+        return Outcome(
+            properties={"ModelPackageArn": package.arn},
+            outputs={"ModelPackageArn": package.arn, "ModelPackageVersion": package.version},
+        )
+
+
+def _as_text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
+
+
+def _stop(child: subprocess.Popen[str]) -> None:
+    """SIGTERM the job's process group, then SIGKILL after the grace period."""
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    except ProcessLookupError:
+        pass
