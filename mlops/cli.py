@@ -27,7 +27,7 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(models_app, name="models")
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 GROUP_OPTION = typer.Option("--group", "-g", help="Model Package Group.")
 DEFAULT_GROUP = "mlops-tabular"
 
@@ -142,8 +142,7 @@ def run(
         record = executor.run(definition, overrides)
     except ExecutionFailed as exc:
         err.print(f"[red]Execution failed:[/] {exc}")
-        latest = find_execution(home.runs, "latest")
-        err.print(f"Run directory: {latest.run_dir}  (step logs under steps/<name>/log.txt)")
+        err.print(f"Run directory: {exc.run_dir}  (step logs under steps/<name>/log.txt)")
         raise typer.Exit(exc.exit_code) from exc
     out.print(f"\nExecution {record.execution_id}: [green]{record.status}[/]")
     out.print(f"Run directory:  {record.run_dir}")

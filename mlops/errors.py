@@ -14,6 +14,10 @@ class NotFound(MlopsError):
 
 
 class ExecutionFailed(MlopsError):
-    """A pipeline execution ended Failed or Stopped (its record holds the details)."""
+    """A pipeline execution ended Failed or Stopped; ``run_dir`` holds its record and logs."""
 
     exit_code = 1
+
+    def __init__(self, message: str, run_dir: str = "") -> None:
+        super().__init__(message)
+        self.run_dir = run_dir

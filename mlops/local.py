@@ -39,7 +39,6 @@ def local_settings(code_version: str | None = None) -> PipelineSettings:
         image_uri=LOCAL_IMAGE,
         role_arn=LOCAL_ROLE,
         bucket=LOCAL_BUCKET,
-        default_input_uri=f"s3://{LOCAL_BUCKET}/datasets/demo/{DEMO_DATA.name}",
         default_target=DEMO_TARGET,
         code_version=code_version or git_commit(),
     )

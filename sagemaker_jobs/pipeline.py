@@ -39,7 +39,9 @@ class PipelineSettings(BaseModel):
     bucket: str = Field(min_length=3)
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     code_version: str = Field("unknown", description="git commit of the code baked into the image")
-    default_input_uri: str = Field("s3://placeholder/datasets/demo/penguins.csv", pattern=r"^s3://")
+    default_input_uri: str | None = Field(
+        None, pattern=r"^s3://", description="default s3://BUCKET/datasets/demo/penguins.csv"
+    )
     default_target: str = "species"
     quality_threshold: float = Field(0.7, ge=0, le=1)
     processing_instance_type: str = Field("ml.m5.large", pattern=r"^ml\.")
@@ -54,6 +56,10 @@ class PipelineSettings(BaseModel):
         if not _ARN_ROLE.match(value):
             raise ValueError("must be an IAM role ARN such as arn:aws:iam::123456789012:role/NAME")
         return value
+
+    @property
+    def input_uri(self) -> str:
+        return self.default_input_uri or f"s3://{self.bucket}/datasets/demo/penguins.csv"
 
     @property
     def prefix(self) -> str:
@@ -129,7 +135,7 @@ def _build(settings: PipelineSettings) -> Pipeline:
 
     s = settings
     session = _session(s)
-    input_uri = ParameterString("InputDataUri", default_value=s.default_input_uri)
+    input_uri = ParameterString("InputDataUri", default_value=s.input_uri)
     target = ParameterString("TargetColumn", default_value=s.default_target)
     problem_type = ParameterString(
         "ProblemType", default_value="auto", enum_values=["auto", "classification", "regression"]

@@ -235,12 +235,12 @@ class LocalPipelineExecutor:
                 step.finish("Failed", exc.reason)
                 record.finish("Failed", f"Step {name} failed: {exc.reason}")
                 self.reporter.step_finished(step)
-                raise ExecutionFailed(record.failure_reason) from exc
+                raise ExecutionFailed(str(record.failure_reason), record.run_dir) from exc
             except KeyboardInterrupt as exc:
                 step.finish("Stopped", "stopped by the user (Ctrl-C)")
                 record.finish("Stopped", f"stopped by the user during step {name}")
                 self.reporter.step_finished(step)
-                raise ExecutionStopped(record.failure_reason) from exc
+                raise ExecutionStopped(str(record.failure_reason), record.run_dir) from exc
             properties[name] = outcome.properties
             files.update(outcome.property_files)
             skipped.update(outcome.skip)
@@ -279,9 +279,12 @@ class LocalPipelineExecutor:
         except (NotFound, MlopsError) as exc:
             raise StepFailed(name, f"input {uri}: {exc}") from exc
 
-    def _run_container(self, name: str, argv: list[str], root: Path, env: dict[str, str]) -> None:
+    def _run_container(
+        self, name: str, argv: list[str], step_dir: Path, env: dict[str, str]
+    ) -> None:
         """Run one job as SageMaker would run the container, and turn its failure into a reason."""
-        paths = Paths(root)
+        paths = _opt_ml(step_dir)
+        root = paths.root
         paths.failure_file.unlink(missing_ok=True)
         project = str(Path(sagemaker_jobs.__file__).resolve().parent.parent)
         child_env = {
@@ -291,12 +294,12 @@ class LocalPipelineExecutor:
             "PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")])),
             "PYTHONUNBUFFERED": "1",
         }
-        log_path = root.parent / "log.txt"
+        log_path = step_dir / "log.txt"
         with (
             log_path.open("w", encoding="utf-8") as log,
             subprocess.Popen(
                 argv,
-                cwd=root.parent,
+                cwd=step_dir,
                 env=child_env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -327,7 +330,7 @@ class LocalPipelineExecutor:
         args = self._resolve(name, spec["Arguments"], context)
         app = args["AppSpecification"]
         self._check_image(name, app["ImageUri"])
-        paths = Paths(step_dir / "opt" / "ml")
+        paths = _opt_ml(step_dir)
         try:
             for item in args.get("ProcessingInputs", []):
                 if "S3Input" not in item:
@@ -355,7 +358,7 @@ class LocalPipelineExecutor:
         argv = self._command(
             name, [*app.get("ContainerEntrypoint", []), *app.get("ContainerArguments", [])]
         )
-        self._run_container(name, argv, paths.root, args.get("Environment", {}))
+        self._run_container(name, argv, step_dir, args.get("Environment", {}))
         uploaded = {}
         for output in outputs:
             uri = output["S3Output"]["S3Uri"]
@@ -375,7 +378,7 @@ class LocalPipelineExecutor:
         name = spec["Name"]
         args = self._resolve(name, spec["Arguments"], context)
         self._check_image(name, args["AlgorithmSpecification"]["TrainingImage"])
-        paths = Paths(step_dir / "opt" / "ml")
+        paths = _opt_ml(step_dir)
         config = paths.root / "input" / "config"
         config.mkdir(parents=True, exist_ok=True)
         hyperparameters = {k: _as_text(v) for k, v in args.get("HyperParameters", {}).items()}
@@ -400,7 +403,7 @@ class LocalPipelineExecutor:
         model_dir.mkdir(parents=True, exist_ok=True)
         paths.output_data_dir(env={}).mkdir(parents=True, exist_ok=True)
         argv = [self.python, *IMAGE_COMMANDS["train"]]
-        self._run_container(name, argv, paths.root, args.get("Environment", {}))
+        self._run_container(name, argv, step_dir, args.get("Environment", {}))
         job_name = f"{name.lower()}-{context.execution['PipelineExecutionId']}"
         archive = step_dir / "model.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:  # SageMaker packs /opt/ml/model the same way
@@ -475,6 +478,11 @@ class LocalPipelineExecutor:
             properties={"ModelPackageArn": package.arn},
             outputs={"ModelPackageArn": package.arn, "ModelPackageVersion": package.version},
         )
+
+
+def _opt_ml(step_dir: Path) -> Paths:
+    """Each job step's container sees its own /opt/ml at <run>/steps/<step>/opt/ml."""
+    return Paths(step_dir / "opt" / "ml")
 
 
 def _as_text(value: Any) -> str:

@@ -1,0 +1,48 @@
+# Every target installs what it needs itself: a fresh clone needs only `make run` / `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY_STAMP   := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export CDK_DISABLE_VERSION_CHECK := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export SAGEMAKER_VALIDATE_ROLE := false
+
+.PHONY: install run test test-fast check lint format clean definition
+
+$(PY_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+install: $(PY_STAMP) $(NODE_STAMP) ## venv with pinned deps, and the pinned CDK CLI
+
+run: $(PY_STAMP) ## the local end-to-end demo: run the pipeline on the demo data set
+	$(BIN)/mlops pipeline run
+
+definition: $(PY_STAMP) ## print the pipeline definition JSON
+	$(BIN)/mlops pipeline definition
+
+test: install ## every test, the slow end-to-end ones too (what CI runs)
+	$(BIN)/python -m pytest -n 2
+
+test-fast: install ## skip the end-to-end pipeline runs
+	$(BIN)/python -m pytest -n 2 -m "not slow"
+
+check: $(PY_STAMP) ## format, lint, types
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(PY_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .mlops .pytest_cache .mypy_cache .ruff_cache

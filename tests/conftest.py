@@ -1,0 +1,42 @@
+"""Shared fixtures: an isolated MLOPS_HOME per test, the local definition built once per worker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from mlops.home import Home
+from mlops.local import DEMO_DATA
+
+
+@pytest.fixture(autouse=True)
+def _no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach a real account: no credentials, a fixed region."""
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    root = tmp_path / "mlops-home"
+    monkeypatch.setenv("MLOPS_HOME", str(root))
+    return Home(root)
+
+
+@pytest.fixture(scope="session")
+def local_definition() -> dict[str, Any]:
+    from mlops.local import local_settings
+    from sagemaker_jobs.pipeline import definition_json
+
+    return json.loads(definition_json(local_settings(code_version="test")))
+
+
+@pytest.fixture
+def penguins() -> pd.DataFrame:
+    return pd.read_csv(DEMO_DATA)

@@ -1,0 +1,146 @@
+"""End to end: `mlops pipeline run` executes the real definition locally, as a user runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+from mlops.cli import main
+from mlops.executor.records import find_execution
+from mlops.home import Home
+from mlops.local import DEMO_DATA
+from mlops.registry import LocalModelRegistry
+from mlops.store import LocalObjectStore
+
+pytestmark = pytest.mark.slow
+
+
+def packages(home: Home) -> list:
+    return LocalModelRegistry(home.registry).list_model_packages("mlops-tabular")
+
+
+def test_demo_run_registers_a_model_above_the_gate(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pipeline", "run"]) == 0
+    printed = capsys.readouterr()
+    record = find_execution(home.runs, "latest")
+    assert record.status == "Succeeded"
+    assert [(s.name, s.status) for s in record.steps] == [
+        ("Preprocess", "Succeeded"), ("Train", "Succeeded"), ("Evaluate", "Succeeded"),
+        ("QualityGate", "Succeeded"), ("RegisterModel", "Succeeded"),
+    ]  # fmt: skip
+    (package,) = packages(home)
+    assert package.approval_status == "PendingManualApproval"
+    gate = package.metrics["quality_gate"]
+    assert gate["metric"] == "accuracy" and gate["value"] >= 0.9
+    assert set(package.metrics["metrics"]) == {"accuracy", "f1", "roc_auc"}
+    assert package.metrics["confusion_matrix"]["labels"] == ["Adelie", "Chinstrap", "Gentoo"]
+    # Lineage: the data hash computed by preprocess, the execution, the code version.
+    assert package.metadata["DatasetSha256"] == hashlib.sha256(DEMO_DATA.read_bytes()).hexdigest()
+    assert package.metadata["PipelineExecutionId"] == record.execution_id
+    assert package.metadata["CodeVersion"]
+    # The artifact is model.tar.gz packed from /opt/ml/model, as SageMaker packs it.
+    archive = LocalObjectStore(home.store).path_for(package.model_data_url)
+    with tarfile.open(archive) as tar:
+        assert sorted(tar.getnames()) == ["manifest.json", "model.joblib"]
+    # Each step kept its /opt/ml tree and its log in the run directory.
+    run_dir = Path(record.run_dir)
+    assert (run_dir / "steps/Train/opt/ml/input/config/hyperparameters.json").exists()
+    assert "validation:accuracy=" in (run_dir / "steps/Train/log.txt").read_text()
+    assert "Model package:  mlops-tabular version 1" in printed.out
+    assert record.run_dir in printed.out
+
+    assert main(["models", "approve", "1", "--description", "ok by test"]) == 0
+    assert packages(home)[0].approval_status == "Approved"
+
+
+def _breast_cancer(path: Path) -> Path:
+    """A second data set from another source, made messier: a category, blanks, an id column."""
+    raw = load_breast_cancer(as_frame=True)
+    frame = raw.frame.rename(columns=lambda c: c.replace(" ", "_"))
+    frame["diagnosis"] = np.where(frame.pop("target") == 1, "benign", "malignant")
+    rng = np.random.default_rng(0)
+    frame["clinic"] = rng.choice(["north", "south", "east"], size=len(frame))
+    frame.loc[rng.choice(len(frame), 30, replace=False), "mean_radius"] = np.nan
+    frame.insert(0, "patient_id", [f"P{i:05d}" for i in range(len(frame))])
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_bring_your_own_classification_csv(home: Home, tmp_path: Path) -> None:
+    data = _breast_cancer(tmp_path / "cancer.csv")
+    assert main(["pipeline", "run", "--data", str(data), "--target", "diagnosis"]) == 0
+    (package,) = packages(home)
+    assert package.metrics["problem_type"] == "classification"
+    assert package.metrics["quality_gate"]["value"] >= 0.9
+    profile = next(Path(find_execution(home.runs, "latest").run_dir).rglob("profile/profile.json"))
+    assert "patient_id" in profile.read_text()  # dropped as an identifier, and said so
+
+
+def test_bring_your_own_regression_parquet(home: Home, tmp_path: Path) -> None:
+    data = tmp_path / "diabetes.parquet"
+    load_diabetes(as_frame=True, scaled=False).frame.to_parquet(data)
+    args = ["pipeline", "run", "--data", str(data), "--target", "target", "-p", "Estimator=linear"]
+    assert main([*args, "-p", "QualityThreshold=0.2"]) == 0
+    (package,) = packages(home)
+    assert package.metrics["problem_type"] == "regression"
+    assert set(package.metrics["metrics"]) == {"rmse", "mae", "r2"}
+    assert package.metrics["quality_gate"]["metric"] == "r2"
+
+
+def test_unreachable_threshold_ends_at_the_fail_step(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pipeline", "run", "--param", "QualityThreshold=0.999"]) == 1
+    record = find_execution(home.runs, "latest")
+    assert record.status == "Failed"
+    assert [s.name for s in record.steps][-2:] == ["QualityGate", "QualityGateFailed"]
+    reason = record.steps[-1].failure_reason or ""
+    assert "accuracy" in reason and "0.999" in reason and "nothing was registered" in reason
+    assert "0.999" in capsys.readouterr().err
+    assert packages(home) == []
+
+
+def _missing_target(path: Path) -> None:
+    pd.read_csv(DEMO_DATA).drop(columns="species").to_csv(path, index=False)
+
+
+def _empty(path: Path) -> None:
+    path.write_text("")
+
+
+def _garbage_numbers(path: Path) -> None:
+    frame = pd.read_csv(DEMO_DATA, dtype=str)
+    frame.loc[[3, 10, 50], "body_mass_g"] = ["heavy", "n/a?", "12kg"]
+    frame.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (_missing_target, "target column 'species' not found"),
+        (_empty, "is empty"),
+        (_garbage_numbers, "column 'body_mass_g' has non-numeric values"),
+    ],
+)
+def test_corrupt_input_fails_preprocess_and_registers_nothing(
+    home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str], make, reason: str
+) -> None:
+    data = tmp_path / "input.csv"
+    make(data)
+    assert main(["pipeline", "run", "--data", str(data), "--target", "species"]) == 1
+    record = find_execution(home.runs, "latest")
+    (step,) = record.steps
+    assert (step.name, step.status) == ("Preprocess", "Failed")
+    assert reason in (step.failure_reason or "")
+    assert reason in capsys.readouterr().err.replace("\n", " ")
+    failure_file = Path(record.run_dir) / "steps/Preprocess/opt/ml/output/failure"
+    assert reason in failure_file.read_text()
+    assert packages(home) == []

@@ -1,0 +1,151 @@
+"""The pipeline definition: structure, inputs, determinism, and no AWS call while building."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from sagemaker_jobs.pipeline import PipelineSettings, definition_json
+
+SETTINGS = dict(
+    image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlops:abc",
+    role_arn="arn:aws:iam::123456789012:role/pipeline",
+    bucket="artifacts-123456789012",
+    region="eu-west-1",
+    code_version="0123456789ab",
+)
+
+
+def steps_by_name(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = {}
+    for step in definition["Steps"]:
+        found[step["Name"]] = step
+        for branch in ("IfSteps", "ElseSteps"):
+            for inner in step["Arguments"].get(branch, []):
+                found[inner["Name"]] = inner
+    return found
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, Any]:
+    return json.loads(definition_json(PipelineSettings(**SETTINGS)))
+
+
+def test_steps_and_types(built: dict[str, Any]) -> None:
+    assert [s["Name"] for s in built["Steps"]] == ["Preprocess", "Train", "Evaluate", "QualityGate"]
+    steps = steps_by_name(built)
+    assert {n: s["Type"] for n, s in steps.items()} == {
+        "Preprocess": "Processing",
+        "Train": "Training",
+        "Evaluate": "Processing",
+        "QualityGate": "Condition",
+        "RegisterModel": "RegisterModel",
+        "QualityGateFailed": "Fail",
+    }
+
+
+def test_parameters(built: dict[str, Any]) -> None:
+    params = {p["Name"]: p for p in built["Parameters"]}
+    assert set(params) == {
+        "InputDataUri", "TargetColumn", "ProblemType", "ColumnTypes", "Estimator",
+        "ProcessingInstanceType", "ProcessingInstanceCount", "TrainingInstanceType",
+        "QualityMetric", "QualityThreshold", "ModelApprovalStatus",
+    }  # fmt: skip
+    assert params["QualityThreshold"] == {
+        "Name": "QualityThreshold",
+        "Type": "Float",
+        "DefaultValue": 0.7,
+    }
+    assert params["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+
+
+def test_one_image_three_roles_and_account_values_are_inputs(built: dict[str, Any]) -> None:
+    steps = steps_by_name(built)
+    image, role = SETTINGS["image_uri"], SETTINGS["role_arn"]
+    pre, train, ev = steps["Preprocess"], steps["Train"], steps["Evaluate"]
+    assert pre["Arguments"]["AppSpecification"]["ImageUri"] == image
+    assert pre["Arguments"]["AppSpecification"]["ContainerEntrypoint"] == [
+        "python3", "-m", "sagemaker_jobs.preprocess",
+    ]  # fmt: skip
+    assert (
+        ev["Arguments"]["AppSpecification"]["ContainerEntrypoint"][-1] == "sagemaker_jobs.evaluate"
+    )
+    assert train["Arguments"]["AlgorithmSpecification"]["TrainingImage"] == image
+    register = steps["RegisterModel"]["Arguments"]
+    assert register["InferenceSpecification"]["Containers"][0]["Image"] == image
+    assert {pre["Arguments"]["RoleArn"], train["Arguments"]["RoleArn"]} == {role}
+    text = json.dumps(built)
+    # Only our bucket, and no uploaded code or local paths anywhere.
+    assert text.count("s3://") == text.count(f"s3://{SETTINGS['bucket']}/")
+    assert "sourcedir" not in text and "/tmp" not in text and "/work" not in text
+
+
+def test_quality_gate_registers_or_fails_with_a_message(built: dict[str, Any]) -> None:
+    gate = steps_by_name(built)["QualityGate"]["Arguments"]
+    (condition,) = gate["Conditions"]
+    assert condition["Type"] == "GreaterThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "quality_gate.value"
+    assert condition["RightValue"] == {"Get": "Parameters.QualityThreshold"}
+    assert [s["Name"] for s in gate["IfSteps"]] == ["RegisterModel"]
+    message = gate["ElseSteps"][0]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+    assert {"Get": "Parameters.QualityThreshold"} in message
+    assert any(
+        isinstance(v, dict) and v.get("Std:JsonGet", {}).get("Path") == "quality_gate.metric"
+        for v in message
+    )
+
+
+def test_registration_carries_metrics_and_lineage(built: dict[str, Any]) -> None:
+    register = steps_by_name(built)["RegisterModel"]["Arguments"]
+    assert register["ModelPackageGroupName"] == "mlops-tabular"
+    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    assert (
+        register["ModelMetrics"]["ModelQuality"]["Statistics"]["ContentType"] == "application/json"
+    )
+    lineage = register["CustomerMetadataProperties"]
+    assert lineage["CodeVersion"] == SETTINGS["code_version"]
+    assert lineage["DatasetSha256"]["Std:JsonGet"]["Path"] == "dataset.sha256"
+    assert lineage["PipelineExecutionId"] == {"Get": "Execution.PipelineExecutionId"}
+
+
+def test_two_builds_are_byte_identical_across_processes() -> None:
+    settings = PipelineSettings(**SETTINGS)
+    first, second = definition_json(settings), definition_json(settings)
+    assert first == second
+    code = (
+        "import json,sys; from sagemaker_jobs.pipeline import PipelineSettings, definition_json;"
+        "sys.stdout.write(definition_json(PipelineSettings(**json.loads(sys.argv[1]))))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(SETTINGS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert other == first
+
+
+def test_building_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import botocore.client
+
+    def refuse(self: object, operation: str, params: object) -> None:
+        raise AssertionError(f"the builder called AWS: {operation}")
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)
+    body = definition_json(PipelineSettings(**{**SETTINGS, "bucket": "another-bucket"}))
+    assert "s3://another-bucket/" in body
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("role_arn", "MyRole"), ("bucket", ""), ("region", "mars"), ("processing_instance_type", "m5.large"),
+     ("quality_threshold", 1.5), ("pipeline_name", "bad name")],
+)  # fmt: skip
+def test_settings_are_validated(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=field):
+        PipelineSettings(**{**SETTINGS, field: value})
