@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.status import Status
-from rich.table import Table
+from rich.table import Column, Table
 
 from mlops.errors import ExecutionFailed, MlopsError
 from mlops.executor.records import StepRecord, find_execution, list_executions
@@ -30,6 +29,10 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 GROUP_OPTION = typer.Option("--group", "-g", help="Model Package Group.")
 DEFAULT_GROUP = "mlops-tabular"
+
+
+def _status_column() -> Column:  # a fresh one per table: a Column holds its table's cells
+    return Column("Status", no_wrap=True, min_width=len("PendingManualApproval"))
 
 
 def _home() -> Home:
@@ -200,7 +203,7 @@ def _registry() -> LocalModelRegistry:
 @models_app.command("list")
 def models_list(group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP) -> None:
     """List the versions of a model package group."""
-    table = Table("Version", "Status", "Created", "Metrics", "Dataset sha256")
+    table = Table("Version", _status_column(), "Created", "Metrics", "Dataset sha256")
     for package in _registry().list_model_packages(group):
         table.add_row(str(package.version), package.approval_status, package.created,
                       _metrics_line(package), package.metadata.get("DatasetSha256", "")[:12])  # fmt: skip
@@ -247,14 +250,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlopsError as exc:
         err.print(f"[red]error:[/] {exc}")
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         return 130
+    except typer.TyperException as exc:  # usage errors: typer knows how to show them
+        show = getattr(exc, "show", None)
+        if show:
+            show()
+        else:
+            err.print(f"[red]error:[/] {exc}")
+        return int(getattr(exc, "exit_code", 2))
     return result if isinstance(result, int) else 0
 
 

@@ -1,0 +1,94 @@
+"""The CLI's own behaviour: output, validation of what users type, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mlops.cli import main
+from mlops.home import Home
+from mlops.registry import LocalModelRegistry
+
+
+def test_definition_prints_the_pipeline_json(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pipeline", "definition"]) == 0
+    definition = json.loads(capsys.readouterr().out)
+    assert definition["Version"] == "2020-12-01"
+    assert (
+        definition["Steps"][0]["Arguments"]["AppSpecification"]["ImageUri"]
+        == "local/sagemaker-mlops:latest"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["pipeline", "run", "--data", "x.csv"], "--data needs --target"),
+        (["pipeline", "run", "--param", "QualityThreshold"], "write Name=Value"),
+        (["pipeline", "run", "--data", "missing.csv", "--target", "y"], "does not exist"),
+        (
+            ["pipeline", "run", "--param", "QualityThreshold=high"],
+            "parameter QualityThreshold is Float",
+        ),
+        (["pipeline", "run", "--param", "Colour=red"], "unknown parameter(s) ['Colour']"),
+    ],
+)
+def test_bad_run_arguments_are_explained(
+    home: Home, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not home.runs.exists()
+
+
+def test_steps_of_an_unknown_execution(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pipeline", "steps", "nope"]) == 3
+    assert "no execution 'nope'" in capsys.readouterr().err
+    assert main(["pipeline", "steps"]) == 3
+    assert "no pipeline execution yet" in capsys.readouterr().err
+
+
+def test_models_commands(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = LocalModelRegistry(home.registry)
+    for _ in range(2):
+        registry.create_model_package(
+            "mlops-tabular", model_data_url="s3://b/m.tar.gz", image_uri="img",
+            approval_status="PendingManualApproval", metrics={"metrics": {"accuracy": {"value": 0.9}}},
+            metadata={"DatasetSha256": "ab" * 32}, content_types=["text/csv"], response_types=[],
+        )  # fmt: skip
+    assert main(["models", "approve", "2", "--description", "alice: beats v1"]) == 0
+    assert main(["models", "reject", "2", "--description", "bob: drift"]) == 0
+    capsys.readouterr()
+    assert main(["models", "describe", "2"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert (described["approval_status"], described["approval_description"]) == (
+        "Rejected",
+        "bob: drift",
+    )
+    assert main(["models", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "accuracy=0.9" in listed and "Rejected" in listed and "PendingManualApp" in listed
+    assert main(["models", "describe", "7"]) == 3
+    assert "has no version 7; it has versions [1, 2]" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2_and_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "approve", "one"]) == 2
+    assert main(["--help"]) == 0
+    assert "pipeline" in capsys.readouterr().out
+
+
+def test_importing_the_cli_pulls_in_no_heavy_module() -> None:
+    code = (
+        "import sys, mlops.cli, inference; heavy = [m for m in ('sagemaker', 'aws_cdk', 'sklearn', 'pandas')"
+        " if m in sys.modules]; print(heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
