@@ -101,7 +101,7 @@ def test_condition_picks_a_branch_and_fail_step_message_is_the_reason(home: Home
             "ElseSteps": [_fail("Low", {"Std:Join": {"On": " ", "Values": ["threshold", {"Get": "Parameters.Threshold"}, "too low"]}})],
         },
     }  # fmt: skip
-    with pytest.raises(ExecutionFailed, match="threshold 0.5 too low"):
+    with pytest.raises(ExecutionFailed, match=r"threshold 0\.5 too low"):
         _executor(home).run({**DEFINITION, "Steps": [condition]}, {})
     record = find_execution(home.runs, "latest")
     assert [(s.name, s.status) for s in record.steps] == [("Gate", "Succeeded"), ("Low", "Failed")]
