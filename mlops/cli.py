@@ -15,9 +15,10 @@ from rich.status import Status
 from rich.table import Column, Table
 
 from mlops.errors import ExecutionFailed, MlopsError
-from mlops.executor.records import StepRecord, find_execution, list_executions
+from mlops.executor.records import ExecutionRecord, StepRecord, find_execution, list_executions
 from mlops.home import Home
 from mlops.registry import LocalModelRegistry, ModelPackage
+from mlops.store import LocalObjectStore
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Build, run and inspect the pipeline.")
@@ -121,7 +122,6 @@ def run(
     """Run the pipeline definition locally: preprocess, train, evaluate, gate, register."""
     from mlops.executor.runner import LocalPipelineExecutor
     from mlops.local import DEMO_DATA, DEMO_TARGET, LOCAL_IMAGE, local_settings, upload_dataset
-    from mlops.store import LocalObjectStore
     from sagemaker_jobs.pipeline import definition_json
 
     overrides = _parse_params(param or [])
@@ -147,22 +147,32 @@ def run(
         err.print(f"[red]Execution failed:[/] {exc}")
         err.print(f"Run directory: {exc.run_dir}  (step logs under steps/<name>/log.txt)")
         raise typer.Exit(exc.exit_code) from exc
+    _print_summary(record, registry, store)
+
+
+def _print_summary(
+    record: ExecutionRecord, registry: LocalModelRegistry, store: LocalObjectStore
+) -> None:
+    """Where everything went: run directory, reports, metrics, the registered package."""
+    outputs = {step.name: step.outputs for step in record.steps}
     out.print(f"\nExecution {record.execution_id}: [green]{record.status}[/]")
     out.print(f"Run directory:  {record.run_dir}")
-    for step in record.steps:
-        if arn := step.outputs.get("ModelPackageArn"):
-            package = registry.describe_model_package(arn.split("/")[-2], int(arn.split("/")[-1]))
-            gate = package.metrics.get("quality_gate", {})
-            out.print(f"Metrics:        {_metrics_line(package)}")
-            out.print(f"Quality gate:   {gate.get('metric')} = {gate.get('value')} "
-                      f">= {record.parameters.get('QualityThreshold')}")  # fmt: skip
-            out.print(f"Model package:  {package.group} version {package.version} "
-                      f"({package.approval_status}) {package.arn}")  # fmt: skip
-            out.print(f"Model data:     {package.model_data_url}")
-            out.print(f"                {store.path_for(package.model_data_url)}")
-    out.print(
-        f"Next: mlops models approve <version>   |   mlops pipeline steps {record.execution_id}"
-    )
+    if profile := outputs.get("Preprocess", {}).get("profile"):
+        out.print(f"Data profile:   {store.path_for(profile) / 'profile.json'}")
+    if evaluation := outputs.get("Evaluate", {}).get("evaluation"):
+        out.print(f"Evaluation:     {store.path_for(evaluation) / 'evaluation.json'}")
+    arn = outputs.get("RegisterModel", {}).get("ModelPackageArn")
+    if not arn:
+        return
+    group, version = arn.split("/")[-2], int(arn.split("/")[-1])
+    package = registry.describe_model_package(group, version)
+    gate = package.metrics.get("quality_gate", {})
+    out.print(f"Metrics:        {_metrics_line(package)}")
+    out.print(f"Quality gate:   {gate.get('metric')} = {gate.get('value')} "
+              f">= {record.parameters.get('QualityThreshold')}")  # fmt: skip
+    out.print(f"Model package:  {group} version {version} ({package.approval_status})")
+    out.print(f"Model data:     {store.path_for(package.model_data_url)}")
+    out.print(f"Next:           mlops models approve {version}")
 
 
 def _metrics_line(package: ModelPackage) -> str:

@@ -62,9 +62,9 @@ class Context:
     def __init__(
         self,
         parameters: Mapping[str, Any],
-        execution: Mapping[str, Any],
-        step_properties: Mapping[str, Mapping[str, Any]],
-        property_files: Mapping[tuple[str, str], Path],
+        execution: dict[str, Any],
+        step_properties: dict[str, dict[str, Any]],
+        property_files: dict[tuple[str, str], Path],
     ) -> None:
         self.parameters = parameters
         self.execution = execution

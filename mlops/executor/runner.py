@@ -184,10 +184,10 @@ class LocalPipelineExecutor:
     def run(self, definition: dict[str, Any], overrides: dict[str, str]) -> ExecutionRecord:
         """Run one execution to its end and return its record; raise if it failed or stopped."""
         ordered, needs = plan(definition)
-        for step in ordered:
-            if step["Type"] not in self._handlers:
+        for candidate in ordered:
+            if candidate["Type"] not in self._handlers:
                 raise MlopsError(
-                    f"step {step['Name']} has type {step['Type']}, which the local executor "
+                    f"step {candidate['Name']} has type {candidate['Type']}, which the local executor "
                     f"cannot run (it runs {', '.join(self._handlers)})"
                 )
         parameters = resolve_parameters(definition, overrides)
@@ -214,8 +214,7 @@ class LocalPipelineExecutor:
             step_properties={},
             property_files={},
         )
-        properties: dict[str, dict[str, Any]] = context.step_properties  # type: ignore[assignment]
-        files: dict[tuple[str, str], Path] = context.property_files  # type: ignore[assignment]
+        properties, files = context.step_properties, context.property_files
         skipped: set[str] = set()
         for spec in ordered:
             name = spec["Name"]
