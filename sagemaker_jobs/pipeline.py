@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
 PROCESSING_ROOT = "/opt/ml/processing"
-_ARN_ROLE = re.compile(r"^arn:[^:]+:iam::[^:]+:role/.+$")
+_ARN_ROLE = re.compile(
+    r"^arn:[^/]+:iam::[^/]*:role/[^/].*$"
+)  # placeholders like ${AWS::AccountId} pass
 
 
 class PipelineSettings(BaseModel):
