@@ -26,8 +26,10 @@ models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(models_app, name="models")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output (logs, CI, README captures) is not cut to 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 200
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 GROUP_OPTION = typer.Option("--group", "-g", help="Model Package Group.")
 DEFAULT_GROUP = "mlops-tabular"
 
@@ -215,7 +217,7 @@ def models_list(group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP) -> None:
     """List the versions of a model package group."""
     table = Table("Version", _status_column(), "Created", "Metrics", "Dataset sha256")
     for package in _registry().list_model_packages(group):
-        table.add_row(str(package.version), package.approval_status, package.created,
+        table.add_row(str(package.version), package.approval_status, package.created[:16],
                       _metrics_line(package), package.metadata.get("DatasetSha256", "")[:12])  # fmt: skip
     out.print(table)
 
