@@ -51,12 +51,19 @@ def bare_jobs(work: Path) -> float:
 def pipeline_run(work: Path) -> float:
     started = time.perf_counter()
     env = {**os.environ, "MLOPS_HOME": str(work / "home")}
-    subprocess.run([sys.executable, "-m", "mlops.cli", "pipeline", "run"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "mlops.cli", "pipeline", "run"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     bare, full = [], []
@@ -67,7 +74,9 @@ def main() -> None:
     b, f = statistics.median(bare), statistics.median(full)
     print(f"bare jobs (baseline)     median {b:6.2f}s  runs {[round(x, 2) for x in bare]}")
     print(f"mlops pipeline run       median {f:6.2f}s  runs {[round(x, 2) for x in full]}")
-    print(f"ratio pipeline/bare      {f / b:.2f}x  (overhead {f - b:.2f}s: SDK import, definition build, executor)")
+    print(
+        f"ratio pipeline/bare      {f / b:.2f}x  (overhead {f - b:.2f}s: SDK import, definition build, executor)"
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from urllib.parse import urlparse
 
 from mlops.errors import MlopsError, NotFound
 
@@ -14,11 +13,11 @@ class LocalObjectStore:
         self.root = root
 
     def path_for(self, uri: str) -> Path:
-        parsed = urlparse(uri)
-        if parsed.scheme != "s3" or not parsed.netloc:
+        # Not urlparse: S3 keys may hold '#' and '?', which a URL parser cuts off.
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if not uri.startswith("s3://") or not bucket:
             raise MlopsError(f"{uri!r} is not an s3://bucket/key URI")
-        key = parsed.path.lstrip("/")
-        path = (self.root / parsed.netloc / key).resolve()
+        path = (self.root / bucket / key.lstrip("/")).resolve()
         if not path.is_relative_to(self.root.resolve()):
             raise MlopsError(f"{uri!r} points outside the object store")
         return path

@@ -19,7 +19,7 @@ def date_parts(frame: pd.DataFrame) -> np.ndarray:
         epoch_days = (when - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
         blocks.append(
             np.column_stack(
-                [when.dt.year, when.dt.month, when.dt.day, when.dt.dayofweek, epoch_days]
+                [when.dt.year, when.dt.month, when.dt.day, when.dt.day_of_week, epoch_days]
             ).astype(float)
         )
     return np.hstack(blocks) if blocks else np.empty((len(frame), 0))

@@ -24,7 +24,14 @@ def test_dockerignore_keeps_the_build_context_small() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     assert lines[lines.index("*")] == "*"  # everything is excluded unless listed
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"constraints.txt", "pyproject.toml", "README.md", "sagemaker_jobs", "inference", "docker"}
+    assert allowed == {
+        "constraints.txt",
+        "pyproject.toml",
+        "README.md",
+        "sagemaker_jobs",
+        "inference",
+        "docker",
+    }
 
 
 def test_cdk_cli_and_sdk_are_pinned_together() -> None:
@@ -34,7 +41,9 @@ def test_cdk_cli_and_sdk_are_pinned_together() -> None:
     lock = json.loads((ROOT / "package-lock.json").read_text())
     assert lock["packages"]["node_modules/aws-cdk"]["version"] == cli
     pins = dict(
-        line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line
+        line.split("==")
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line
     )
     assert pins["sagemaker"].startswith("3.")
     assert pins["aws-cdk-lib"].startswith("2.")

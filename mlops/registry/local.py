@@ -110,7 +110,9 @@ class LocalModelRegistry:
         with self._locked(group) as directory:
             package = self.describe_model_package(group, version)
             updated = dataclasses.replace(
-                package, approval_status=status, approval_description=description
+                package,
+                approval_status=status,
+                approval_description=description or package.approval_description,
             )
             self._write(directory / f"{version}.json", updated)
         return updated
