@@ -19,7 +19,7 @@ from sagemaker_jobs import artifacts, metrics
 from sagemaker_jobs.contract import JobError, Paths, run_job, write_json
 from sagemaker_jobs.data import Schema, read_split
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sagemaker_jobs.evaluate")  # not __main__ under python -m
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,7 +61,8 @@ def evaluate(model_dir: Path, test_dir: Path, quality_metric: str) -> dict:
 
 
 def run(args: argparse.Namespace, paths: Paths) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=paths.root) as scratch:  # stay inside the job's tree
         model_dir = artifacts.unpack(paths.map(args.model), Path(scratch))
         report = evaluate(model_dir, paths.map(args.test), args.quality_metric)
     for name, m in report["metrics"].items():

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from sagemaker_jobs import data
 from sagemaker_jobs.contract import JobError, Paths, run_job, write_json
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sagemaker_jobs.preprocess")  # not __main__ under python -m
 
 INPUT = "/opt/ml/processing/input/raw"
 OUTPUT = "/opt/ml/processing/output"

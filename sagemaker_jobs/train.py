@@ -20,7 +20,7 @@ from sagemaker_jobs.contract import JobError, Paths, run_job
 from sagemaker_jobs.data import Schema, read_split
 from sagemaker_jobs.model import build_model
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("sagemaker_jobs.train")  # not __main__ under python -m
 
 
 def read_schema(channel: Path) -> Schema:
