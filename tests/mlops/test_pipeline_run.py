@@ -84,11 +84,14 @@ def test_bring_your_own_classification_csv(home: Home, tmp_path: Path) -> None:
     assert "patient_id" in profile.read_text()  # dropped as an identifier, and said so
 
 
-def test_bring_your_own_regression_parquet(home: Home, tmp_path: Path) -> None:
+def test_bring_your_own_regression_parquet(
+    home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "diabetes.parquet"
     load_diabetes(as_frame=True, scaled=False).frame.to_parquet(data)
     args = ["pipeline", "run", "--data", str(data), "--target", "target", "-p", "Estimator=linear"]
-    assert main([*args, "-p", "QualityThreshold=0.2"]) == 0
+    assert main([*args, "-p", "QualityThreshold=0.2", "--verbose"]) == 0
+    assert "Train | validation:r2=" in capsys.readouterr().err  # --verbose streams the job logs
     (package,) = packages(home)
     assert package.metrics["problem_type"] == "regression"
     assert set(package.metrics["metrics"]) == {"rmse", "mae", "r2"}
