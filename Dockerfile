@@ -1,5 +1,5 @@
 # The one project image, three roles: processing (entry point `python3 -m sagemaker_jobs.<step>`),
-# training (`train`) and, with the serving issue, serving (`serve`). Code is baked in, so the
+# training (`train`) and serving (`serve`, port 8080 or SAGEMAKER_BIND_TO_PORT). Code is baked in, so the
 # pipeline definition uploads nothing, and training and serving share one scikit-learn.
 # Built by `cdk deploy` (DockerImageAsset); `cdk synth` and the tests never build it.
 FROM python:3.11.7-slim-bookworm
@@ -14,13 +14,14 @@ WORKDIR /opt/program
 # Dependencies first, so code edits do not rebuild this layer.
 COPY constraints.txt ./
 RUN python3 -m pip install -c constraints.txt \
-        scikit-learn pandas pyarrow pydantic
+        scikit-learn pandas pyarrow pydantic uvicorn uvloop httptools
 
 COPY pyproject.toml README.md ./
 COPY sagemaker_jobs ./sagemaker_jobs
 COPY inference ./inference
 RUN python3 -m pip install --no-deps . \
-    && python3 -c "import sagemaker_jobs.train, sagemaker_jobs.preprocess, sagemaker_jobs.evaluate"
+    && python3 -c "import sagemaker_jobs.train, sagemaker_jobs.preprocess, sagemaker_jobs.evaluate, inference.app"
 
-COPY --chmod=755 docker/train /usr/local/bin/train
+COPY --chmod=755 docker/train docker/serve /usr/local/bin/
+EXPOSE 8080
 # No USER: SageMaker mounts /opt/ml (model, output, channels) owned by root.

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Column, Table
 
+from mlops.endpoints import LocalEndpoints
 from mlops.errors import ExecutionFailed, MlopsError
 from mlops.executor.records import ExecutionRecord, StepRecord, find_execution, list_executions
 from mlops.home import Home
@@ -24,7 +25,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Build, run and inspect the pipeline.")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
 app.add_typer(pipeline_app, name="pipeline")
+endpoint_app = typer.Typer(no_args_is_help=True, help="Local endpoints running the model server.")
 app.add_typer(models_app, name="models")
+app.add_typer(endpoint_app, name="endpoint")
 
 # Piped output (logs, CI, README captures) is not cut to 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 200
@@ -133,8 +136,11 @@ def run(
     store = LocalObjectStore(home.store)
     source = data or DEMO_DATA
     overrides.setdefault("InputDataUri", upload_dataset(store, source))
-    for name, value in (("TargetColumn", target or (None if data else DEMO_TARGET)),
-                        ("ProblemType", problem_type), ("ColumnTypes", column_types)):  # fmt: skip
+    for name, value in (
+        ("TargetColumn", target or (None if data else DEMO_TARGET)),
+        ("ProblemType", problem_type),
+        ("ColumnTypes", column_types),
+    ):
         if value is not None:
             overrides[name] = value
     err.print(f"Building the pipeline definition and running it on {source} ...")
@@ -170,8 +176,10 @@ def _print_summary(
     package = registry.describe_model_package(group, version)
     gate = package.metrics.get("quality_gate", {})
     out.print(f"Metrics:        {_metrics_line(package)}")
-    out.print(f"Quality gate:   {gate.get('metric')} = {gate.get('value')} "
-              f">= {record.parameters.get('QualityThreshold')}")  # fmt: skip
+    out.print(
+        f"Quality gate:   {gate.get('metric')} = {gate.get('value')} "
+        f">= {record.parameters.get('QualityThreshold')}"
+    )
     out.print(f"Model package:  {group} version {version} ({package.approval_status})")
     out.print(f"Model data:     {store.path_for(package.model_data_url)}")
     out.print(f"Next:           mlops models approve {version}")
@@ -188,8 +196,13 @@ def executions(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
     table = Table("Execution", "Status", "Started", "Seconds", "Failure reason")
     for record in list_executions(_home().runs)[:limit]:
         seconds = sum(s.seconds or 0 for s in record.steps)
-        table.add_row(record.execution_id, record.status, record.start_time, f"{seconds:.1f}",
-                      record.failure_reason or "")  # fmt: skip
+        table.add_row(
+            record.execution_id,
+            record.status,
+            record.start_time,
+            f"{seconds:.1f}",
+            record.failure_reason or "",
+        )
     out.print(table)
 
 
@@ -217,8 +230,13 @@ def models_list(group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP) -> None:
     """List the versions of a model package group."""
     table = Table("Version", _status_column(), "Created", "Metrics", "Dataset sha256")
     for package in _registry().list_model_packages(group):
-        table.add_row(str(package.version), package.approval_status, package.created[:16],
-                      _metrics_line(package), package.metadata.get("DatasetSha256", "")[:12])  # fmt: skip
+        table.add_row(
+            str(package.version),
+            package.approval_status,
+            package.created[:16],
+            _metrics_line(package),
+            package.metadata.get("DatasetSha256", "")[:12],
+        )
     out.print(table)
 
 
@@ -253,12 +271,172 @@ def models_reject(
     _set_status(group, version, "Rejected", description)
 
 
+# endpoints, serving, batch transform ------------------------------------------------------
+def _endpoints() -> LocalEndpoints:
+    home = _home()
+    return LocalEndpoints(home, LocalModelRegistry(home.registry))
+
+
+@endpoint_app.command("deploy")
+def endpoint_deploy(
+    name: Annotated[str, typer.Option("--name", "-n", help="Endpoint name.")],
+    version: Annotated[
+        int | None, typer.Option(help="Model version (default: the latest approved).")
+    ] = None,
+    group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP,
+    port: Annotated[
+        int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
+    capture_percent: Annotated[float, typer.Option(help="Data capture sampling, 0 to 100.")] = 0,
+) -> None:
+    """Serve an approved model version on a local port with the endpoint's own server."""
+    record = _endpoints().deploy(
+        name, group, version=version, port=port, workers=workers, capture_percent=capture_percent
+    )
+    out.print(
+        f"Endpoint {record.name}: InService, {record.group} version {record.version}, pid {record.pid}"
+    )
+    out.print(f"URL: {record.url}")
+    out.print(f"Invoke: mlops endpoint invoke {record.name} --file rows.csv")
+
+
+@endpoint_app.command("list")
+def endpoint_list() -> None:
+    """List local endpoints; a Stale one has lost its server process."""
+    table = Table("Name", "Status", "URL", "Version", "PID", "Started", "Capture")
+    for record in _endpoints().list():
+        table.add_row(
+            record.name,
+            record.status,
+            record.url,
+            str(record.version),
+            str(record.pid),
+            record.started,
+            record.capture_dir or "off",
+        )
+    out.print(table)
+
+
+@endpoint_app.command("delete")
+def endpoint_delete(name: str) -> None:
+    """Stop an endpoint's server (in-flight requests finish) and remove it."""
+    record = _endpoints().delete(name)
+    out.print(f"Deleted endpoint {record.name} (pid {record.pid})")
+
+
+@endpoint_app.command("invoke")
+def endpoint_invoke(
+    name: str,
+    file: Annotated[Path, typer.Option(help="Request body file (e.g. CSV rows without header).")],
+    content_type: Annotated[str | None, typer.Option(help="Default: from the file suffix.")] = None,
+    accept: Annotated[
+        str, typer.Option(help="application/json, text/csv or application/jsonlines.")
+    ] = "application/json",
+    probabilities: Annotated[
+        bool, typer.Option(help="Ask a classifier for class probabilities.")
+    ] = False,
+) -> None:
+    """Send a file to a local endpoint through the SageMaker Runtime path; print the answer."""
+    if not file.is_file():
+        raise MlopsError(f"--file {file} does not exist")
+    kind = content_type or _CONTENT_TYPES.get(file.suffix.lower(), "text/csv")
+    result = _endpoints().invoke(
+        name, file.read_bytes(), kind, accept, "probabilities=true" if probabilities else None
+    )
+    sys.stdout.write(result.body.decode("utf-8", errors="replace"))
+    if not result.body.endswith(b"\n"):
+        sys.stdout.write("\n")
+
+
+_CONTENT_TYPES = {
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".jsonl": "application/jsonlines",
+    ".npy": "application/x-npy",
+}
+
+
+@app.command("serve")
+def serve(
+    model_dir: Annotated[Path, typer.Option(help="Folder with model.joblib (and manifest.json).")],
+    port: Annotated[int, typer.Option()] = 8080,
+    workers: Annotated[int, typer.Option()] = 2,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+) -> None:
+    """Run the model server in the foreground on any model directory (bring your own model)."""
+    from inference.serve import main as serve_main
+
+    raise typer.Exit(
+        serve_main(
+            [
+                "--model-dir",
+                str(model_dir),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--host",
+                host,
+            ]
+        )
+    )
+
+
+@app.command("transform")
+def transform(
+    model: Annotated[int, typer.Option(help="Model package version.")],
+    input: Annotated[Path, typer.Option("--input", help="A file or a folder of files.")],
+    output: Annotated[Path, typer.Option(help="Folder for <input>.out files.")],
+    group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP,
+    content_type: Annotated[str, typer.Option()] = "text/csv",
+    accept: Annotated[str, typer.Option()] = "text/csv",
+    max_payload_mb: Annotated[float, typer.Option(min=0.001, max=100)] = 6,
+) -> None:
+    """Score files like a SageMaker Batch Transform job (line split, multi-record batches)."""
+    import tarfile
+    import tempfile
+    import time
+
+    from inference.errors import InferenceError
+    from inference.handler import model_fn
+    from inference.transform import transform as run_transform
+
+    if not input.exists():
+        raise MlopsError(f"--input {input} does not exist")
+    home = _home()
+    package = LocalModelRegistry(home.registry).describe_model_package(group, model)
+    archive = LocalObjectStore(home.store).path_for(package.model_data_url)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=home.root) as scratch:
+        with tarfile.open(archive) as tar:
+            tar.extractall(scratch, filter="data")
+        handler = model_fn(Path(scratch))
+        try:
+            stats = run_transform(
+                handler,
+                input,
+                output,
+                content_type=content_type,
+                accept=accept,
+                max_payload_mb=max_payload_mb,
+            )
+        except InferenceError as exc:
+            raise MlopsError(f"transform failed: {exc}") from exc
+    seconds = time.perf_counter() - started
+    out.print(
+        f"Transformed {stats.records} records in {stats.files} file(s), {stats.batches} batches, "
+        f"{seconds:.2f}s ({stats.records / max(seconds, 1e-9):,.0f} records/s) -> {output}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: the one place where errors become messages and exit codes."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        result: Any = app(args=list(argv) if argv is not None else None, prog_name="mlops",
-                          standalone_mode=False)  # fmt: skip
+        result: Any = app(
+            args=list(argv) if argv is not None else None, prog_name="mlops", standalone_mode=False
+        )
     except MlopsError as exc:
         err.print(f"[red]error:[/] {exc}")
         return exc.exit_code

@@ -161,9 +161,18 @@ def _build(settings: PipelineSettings) -> Pipeline:
         enum_values=["PendingManualApproval", "Approved", "Rejected"],
     )
     parameters = [
-        input_uri, target, problem_type, column_types, estimator, processing_type,
-        processing_count, training_type, quality_metric, threshold, approval,
-    ]  # fmt: skip
+        input_uri,
+        target,
+        problem_type,
+        column_types,
+        estimator,
+        processing_type,
+        processing_count,
+        training_type,
+        quality_metric,
+        threshold,
+        approval,
+    ]
     cache = CacheConfig(enable_caching=s.cache_steps, expire_after="P30D")
 
     def output_uri(step: str, name: str) -> Join:

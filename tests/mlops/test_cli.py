@@ -57,10 +57,15 @@ def test_models_commands(home: Home, capsys: pytest.CaptureFixture[str]) -> None
     registry = LocalModelRegistry(home.registry)
     for _ in range(2):
         registry.create_model_package(
-            "mlops-tabular", model_data_url="s3://b/m.tar.gz", image_uri="img",
-            approval_status="PendingManualApproval", metrics={"metrics": {"accuracy": {"value": 0.9}}},
-            metadata={"DatasetSha256": "ab" * 32}, content_types=["text/csv"], response_types=[],
-        )  # fmt: skip
+            "mlops-tabular",
+            model_data_url="s3://b/m.tar.gz",
+            image_uri="img",
+            approval_status="PendingManualApproval",
+            metrics={"metrics": {"accuracy": {"value": 0.9}}},
+            metadata={"DatasetSha256": "ab" * 32},
+            content_types=["text/csv"],
+            response_types=[],
+        )
     assert main(["models", "approve", "2", "--description", "alice: beats v1"]) == 0
     assert main(["models", "reject", "2", "--description", "bob: drift"]) == 0
     capsys.readouterr()

@@ -33,9 +33,12 @@ def test_demo_run_registers_a_model_above_the_gate(
     record = find_execution(home.runs, "latest")
     assert record.status == "Succeeded"
     assert [(s.name, s.status) for s in record.steps] == [
-        ("Preprocess", "Succeeded"), ("Train", "Succeeded"), ("Evaluate", "Succeeded"),
-        ("QualityGate", "Succeeded"), ("RegisterModel", "Succeeded"),
-    ]  # fmt: skip
+        ("Preprocess", "Succeeded"),
+        ("Train", "Succeeded"),
+        ("Evaluate", "Succeeded"),
+        ("QualityGate", "Succeeded"),
+        ("RegisterModel", "Succeeded"),
+    ]
     (package,) = packages(home)
     assert package.approval_status == "PendingManualApproval"
     gate = package.metrics["quality_gate"]

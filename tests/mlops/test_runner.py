@@ -96,11 +96,27 @@ def test_condition_picks_a_branch_and_fail_step_message_is_the_reason(home: Home
         "Name": "Gate",
         "Type": "Condition",
         "Arguments": {
-            "Conditions": [{"Type": "GreaterThanOrEqualTo", "LeftValue": {"Get": "Parameters.Threshold"}, "RightValue": 0.8}],
+            "Conditions": [
+                {
+                    "Type": "GreaterThanOrEqualTo",
+                    "LeftValue": {"Get": "Parameters.Threshold"},
+                    "RightValue": 0.8,
+                }
+            ],
             "IfSteps": [_fail("High", "never")],
-            "ElseSteps": [_fail("Low", {"Std:Join": {"On": " ", "Values": ["threshold", {"Get": "Parameters.Threshold"}, "too low"]}})],
+            "ElseSteps": [
+                _fail(
+                    "Low",
+                    {
+                        "Std:Join": {
+                            "On": " ",
+                            "Values": ["threshold", {"Get": "Parameters.Threshold"}, "too low"],
+                        }
+                    },
+                )
+            ],
         },
-    }  # fmt: skip
+    }
     with pytest.raises(ExecutionFailed, match=r"threshold 0\.5 too low"):
         _executor(home).run({**DEFINITION, "Steps": [condition]}, {})
     record = find_execution(home.runs, "latest")

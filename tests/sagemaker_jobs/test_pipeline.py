@@ -52,10 +52,18 @@ def test_steps_and_types(built: dict[str, Any]) -> None:
 def test_parameters(built: dict[str, Any]) -> None:
     params = {p["Name"]: p for p in built["Parameters"]}
     assert set(params) == {
-        "InputDataUri", "TargetColumn", "ProblemType", "ColumnTypes", "Estimator",
-        "ProcessingInstanceType", "ProcessingInstanceCount", "TrainingInstanceType",
-        "QualityMetric", "QualityThreshold", "ModelApprovalStatus",
-    }  # fmt: skip
+        "InputDataUri",
+        "TargetColumn",
+        "ProblemType",
+        "ColumnTypes",
+        "Estimator",
+        "ProcessingInstanceType",
+        "ProcessingInstanceCount",
+        "TrainingInstanceType",
+        "QualityMetric",
+        "QualityThreshold",
+        "ModelApprovalStatus",
+    }
     assert params["QualityThreshold"] == {
         "Name": "QualityThreshold",
         "Type": "Float",
@@ -70,8 +78,10 @@ def test_one_image_three_roles_and_account_values_are_inputs(built: dict[str, An
     pre, train, ev = steps["Preprocess"], steps["Train"], steps["Evaluate"]
     assert pre["Arguments"]["AppSpecification"]["ImageUri"] == image
     assert pre["Arguments"]["AppSpecification"]["ContainerEntrypoint"] == [
-        "python3", "-m", "sagemaker_jobs.preprocess",
-    ]  # fmt: skip
+        "python3",
+        "-m",
+        "sagemaker_jobs.preprocess",
+    ]
     assert (
         ev["Arguments"]["AppSpecification"]["ContainerEntrypoint"][-1] == "sagemaker_jobs.evaluate"
     )
@@ -143,9 +153,15 @@ def test_building_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("role_arn", "MyRole"), ("bucket", ""), ("region", "mars"), ("processing_instance_type", "m5.large"),
-     ("quality_threshold", 1.5), ("pipeline_name", "bad name")],
-)  # fmt: skip
+    [
+        ("role_arn", "MyRole"),
+        ("bucket", ""),
+        ("region", "mars"),
+        ("processing_instance_type", "m5.large"),
+        ("quality_threshold", 1.5),
+        ("pipeline_name", "bad name"),
+    ],
+)
 def test_settings_are_validated(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         PipelineSettings(**{**SETTINGS, field: value})

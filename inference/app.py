@@ -1,0 +1,213 @@
+"""The HTTP side: a plain ASGI app (uvicorn runs it) with SageMaker's routes.
+
+``/ping``, ``/invocations``, ``/execution-parameters``, and the SageMaker Runtime path
+``/endpoints/{name}/invocations`` that boto3 uses with ``endpoint_url``. Every fault becomes a
+JSON body, a 4xx status and the ``x-amzn-ErrorType`` header in one place (``_error``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from inference.capture import CaptureWriter
+from inference.config import ServerSettings, from_env
+from inference.errors import InferenceError, ModelError, NotAcceptable, NotFound, PayloadTooLarge
+from inference.handler import ACCEPTS, JSON, ModelHandler, media_type, model_fn, wants_probabilities
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+access_log = logging.getLogger("inference.access")
+log = logging.getLogger(__name__)
+
+
+class MethodNotAllowed(InferenceError):
+    status = 405
+
+
+def choose_accept(header: str | None, default: str) -> tuple[str, dict[str, str]]:
+    """The first supported type in Accept; ``*/*`` or nothing means the default."""
+    if not header:
+        return default, {}
+    for option in header.split(","):
+        kind, params = media_type(option)
+        if kind in ("*/*", "application/*", ""):
+            return default, params
+        if kind in ACCEPTS:
+            return kind, params
+    raise NotAcceptable(f"Accept {header!r} is not supported; use one of {', '.join(ACCEPTS)}")
+
+
+class InferenceApp:
+    def __init__(
+        self, handler: ModelHandler, settings: ServerSettings, capture: CaptureWriter | None = None
+    ) -> None:
+        self.handler, self.settings, self.capture = handler, settings, capture
+        self._variant = settings.variant_name.encode()
+        self._execution_parameters = json.dumps(
+            {
+                "MaxConcurrentTransforms": settings.workers,
+                "BatchStrategy": "MULTI_RECORD",
+                "MaxPayloadInMB": int(settings.max_payload_mb),
+            }
+        ).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        path, method = scope["path"], scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        status, rows, size_in = 200, 0, 0
+        try:
+            if path == "/ping":
+                _method(method, "GET")
+                await _respond(send, 200, b"", [])
+            elif path == "/invocations" or (
+                path.startswith("/endpoints/") and path.endswith("/invocations")
+            ):
+                _method(method, "POST")
+                body = await self._read_body(headers, receive)
+                size_in = len(body)
+                payload, content_type, extra, rows = self._invoke(body, headers)
+                await _respond(
+                    send, 200, payload, [(b"content-type", content_type.encode()), *extra]
+                )
+            elif path == "/execution-parameters":
+                _method(method, "GET")
+                await _respond(
+                    send, 200, self._execution_parameters, [(b"content-type", b"application/json")]
+                )
+            else:
+                raise NotFound(
+                    f"no route {path}; use /ping, /invocations or /endpoints/NAME/invocations"
+                )
+        except InferenceError as exc:
+            status = exc.status
+            await _error(send, exc)
+        except Exception as exc:  # a bug, not bad input: log it, answer as SageMaker wraps a crash
+            log.exception("unexpected failure on %s %s", method, path)
+            failure = ModelError(f"the model server failed: {type(exc).__name__}: {exc}")
+            status = failure.status
+            await _error(send, failure, original_status=500)
+        access_log.info(
+            json.dumps(
+                {
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "bytes_in": size_in,
+                    "rows": rows,
+                    "content_type": headers.get("content-type", ""),
+                    "accept": headers.get("accept", ""),
+                    "ms": round((time.perf_counter() - started) * 1000, 3),
+                    "inference_id": headers.get("x-amzn-sagemaker-inference-id", ""),
+                }
+            )
+        )
+
+    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        limit = self.settings.max_payload_bytes
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"payload of {declared} bytes exceeds {limit} (SAGEMAKER_MAX_PAYLOAD_IN_MB)"
+            )
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(
+                    f"payload exceeds {limit} bytes (SAGEMAKER_MAX_PAYLOAD_IN_MB)"
+                )
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def _invoke(
+        self, body: bytes, headers: dict[str, str]
+    ) -> tuple[bytes, str, list[tuple[bytes, bytes]], int]:
+        accept, accept_params = choose_accept(headers.get("accept"), self.settings.default_accept)
+        attributes = headers.get("x-amzn-sagemaker-custom-attributes")
+        data = self.handler.input_fn(body, headers.get("content-type"))
+        prediction = self.handler.predict_fn(data, wants_probabilities(accept_params, attributes))
+        payload = self.handler.output_fn(prediction, accept)
+        extra = [(b"x-amzn-invoked-production-variant", self._variant)]
+        if attributes:
+            extra.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))
+        if self.capture:
+            request_type = media_type(headers.get("content-type"))[0] or JSON
+            self.capture.record(
+                body, request_type, payload, accept, headers.get("x-amzn-sagemaker-inference-id")
+            )
+        return payload, accept, extra, len(prediction.labels)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.capture:
+                    self.capture.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _method(actual: str, expected: str) -> None:
+    if actual != expected:
+        raise MethodNotAllowed(f"{actual} is not allowed here; use {expected}")
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _error(send: Send, exc: InferenceError, original_status: int | None = None) -> None:
+    body: dict[str, Any] = {"message": str(exc), "__type": exc.error_type}
+    if exc.error_type == "ModelError":
+        body.update(OriginalStatusCode=original_status or exc.status, OriginalMessage=str(exc))
+    await _respond(
+        send,
+        exc.status,
+        json.dumps(body).encode(),
+        [(b"content-type", b"application/json"), (b"x-amzn-errortype", exc.error_type.encode())],
+    )
+
+
+def create_app(settings: ServerSettings | None = None) -> InferenceApp:
+    """The factory each server worker calls: the model loads here, once per worker."""
+    # Worker processes start fresh: give them the same one-line log format as the parent.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = settings or from_env()
+    handler = model_fn(settings.model_dir)
+    capture = None
+    if settings.capture_dir and settings.capture_percent > 0:
+        capture = CaptureWriter(
+            settings.capture_dir,
+            settings.endpoint_name,
+            settings.variant_name,
+            settings.capture_percent,
+            int(settings.capture_max_mb * 1024 * 1024),
+        )
+    log.info("model %s loaded from %s", handler.version, settings.model_dir)
+    return InferenceApp(handler, settings, capture)

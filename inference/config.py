@@ -1,0 +1,83 @@
+"""Server settings from the ``SAGEMAKER_*`` environment, read once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from inference.handler import ACCEPTS, media_type
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_dir: Path = Path("/opt/ml/model")
+    host: str = "0.0.0.0"  # a container listens on all interfaces
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    timeout: int = Field(60, ge=1, le=3600, description="seconds a request may take")
+    max_payload_mb: float = Field(6, gt=0, le=100)
+    default_accept: str = "application/json"
+    variant_name: str = "AllTraffic"
+    endpoint_name: str = ""
+    capture_dir: Path | None = None
+    capture_percent: float = Field(100, ge=0, le=100)
+    capture_max_mb: float = Field(64, gt=0)
+
+    @field_validator("default_accept")
+    @classmethod
+    def _known_accept(cls, value: str) -> str:
+        kind, _ = media_type(value)
+        if kind not in ACCEPTS:
+            raise ValueError(f"must be one of {', '.join(ACCEPTS)}")
+        return kind
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return int(self.max_payload_mb * 1024 * 1024)
+
+
+_ENV = {
+    "SAGEMAKER_BIND_TO_PORT": "port",
+    "SAGEMAKER_MODEL_SERVER_WORKERS": "workers",
+    "SAGEMAKER_MODEL_SERVER_TIMEOUT": "timeout",
+    "SAGEMAKER_MAX_PAYLOAD_IN_MB": "max_payload_mb",
+    "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "default_accept",
+    "SAGEMAKER_VARIANT_NAME": "variant_name",
+    "SM_MODEL_DIR": "model_dir",
+    # Local endpoints (mlops endpoint deploy) pass these:
+    "MLOPS_ENDPOINT_NAME": "endpoint_name",
+    "MLOPS_CAPTURE_DIR": "capture_dir",
+    "MLOPS_CAPTURE_PERCENT": "capture_percent",
+    "MLOPS_CAPTURE_MAX_MB": "capture_max_mb",
+}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def from_env(env: Mapping[str, str] | None = None, **overrides: object) -> ServerSettings:
+    env = os.environ if env is None else env
+    values: dict[str, object] = {field: env[name] for name, field in _ENV.items() if env.get(name)}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ServerSettings.model_validate(values)
+    except ValidationError as exc:
+        names = {field: name for name, field in _ENV.items()}
+        problems = "; ".join(
+            f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        raise SettingsError(f"bad server settings: {problems}") from exc
+
+
+def to_env(settings: ServerSettings) -> dict[str, str]:
+    """The environment that makes ``from_env`` give these settings back (for worker processes)."""
+    data = settings.model_dump()
+    return {
+        name: str(data[field]) for name, field in _ENV.items() if data.get(field) not in (None, "")
+    }

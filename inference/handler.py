@@ -1,0 +1,316 @@
+"""The scikit-learn serving contract over the trained pipeline: load, parse, predict, format.
+
+``model_fn(model_dir)`` loads the model once (only after its sha256 matches the manifest the
+training job wrote) and returns a ``ModelHandler`` whose ``input_fn`` / ``predict_fn`` /
+``output_fn`` follow SageMaker's scikit-learn contract. They are bound to the model because
+parsing needs the feature names and types. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from inference.errors import BadRequest, ModelError, NotAcceptable, UnsupportedContentType
+
+log = logging.getLogger(__name__)
+
+CSV, JSON, JSONLINES, NPY = (
+    "text/csv",
+    "application/json",
+    "application/jsonlines",
+    "application/x-npy",
+)
+CONTENT_TYPES = (CSV, JSON, JSONLINES, NPY)
+ACCEPTS = (JSON, CSV, JSONLINES)
+_ALIASES = {"application/x-jsonlines": JSONLINES, "application/jsonl": JSONLINES}
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: str  # numeric | categorical | datetime
+
+
+@dataclass
+class Prediction:
+    labels: list[Any]
+    probabilities: list[list[float]] | None = None
+    classes: list[str] | None = None
+
+
+def media_type(header: str | None) -> tuple[str, dict[str, str]]:
+    """``"text/csv; charset=utf-8"`` -> ``("text/csv", {"charset": "utf-8"})``."""
+    if not header:
+        return "", {}
+    kind, *params = (part.strip() for part in header.split(";"))
+    parsed = dict(p.partition("=")[::2] for p in params if "=" in p)
+    kind = kind.lower()
+    return _ALIASES.get(kind, kind), {k.strip().lower(): v.strip() for k, v in parsed.items()}
+
+
+def wants_probabilities(accept_params: dict[str, str], custom_attributes: str | None) -> bool:
+    """Asked with ``Accept: application/json; probabilities=true`` or the custom attribute
+    ``probabilities=true`` (``CustomAttributes`` in boto3's ``invoke_endpoint``)."""
+    if accept_params.get("probabilities", "").lower() == "true":
+        return True
+    for item in (custom_attributes or "").replace(",", ";").split(";"):
+        key, _, value = item.partition("=")
+        if key.strip().lower() == "probabilities" and value.strip().lower() == "true":
+            return True
+    return False
+
+
+class ModelHandler:
+    def __init__(
+        self,
+        model: Any,
+        features: list[Feature] | None,
+        classes: list[str] | None,
+        version: str = "",
+    ) -> None:
+        self.model = model
+        self.features = features  # None: a bring-your-own model without names, fed arrays
+        self.classes = classes
+        self.version = version
+        self._names = [f.name for f in features] if features else None
+        self._width = len(features) if features else getattr(model, "n_features_in_", None)
+
+    # input_fn -------------------------------------------------------------------------
+    def input_fn(self, body: bytes, content_type: str | None) -> pd.DataFrame | np.ndarray:
+        kind, _ = media_type(content_type)
+        kind = kind or JSON  # SageMaker: a missing Content-Type means JSON
+        if not body or not body.strip():
+            raise BadRequest("the request body is empty; send at least one row")
+        if kind == NPY:
+            return self._frame(self._npy_rows(body), source="npy")
+        if kind not in CONTENT_TYPES:
+            raise UnsupportedContentType(
+                f"content type {kind!r} is not supported; use one of {', '.join(CONTENT_TYPES)}"
+            )
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"the body is not UTF-8 text: {exc}") from exc
+        if kind == CSV:
+            return self._frame(self._csv_rows(text), source="csv")
+        if kind == JSON:
+            return self._frame(self._json_rows(_loads(text)), source="json")
+        return self._frame(
+            [
+                row
+                for i, line in enumerate(text.splitlines(), 1)
+                if line.strip()
+                for row in self._json_rows(_loads(line, f"line {i}"), single=True)
+            ],
+            source="jsonlines",
+        )
+
+    def _csv_rows(self, text: str) -> list[list[Any]]:
+        try:
+            rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        except csv.Error as exc:
+            raise BadRequest(f"cannot parse CSV: {exc}") from exc
+        if rows and self._names and {c.strip() for c in rows[0]} == set(self._names):
+            header = [c.strip() for c in rows.pop(0)]  # a header row: take columns by name
+            order = [header.index(n) for n in self._names]
+            rows = [[row[i] for i in order] if len(row) == len(header) else row for row in rows]
+        if not rows:
+            raise BadRequest("the CSV body has a header but no rows")
+        return rows
+
+    def _json_rows(self, document: Any, single: bool = False) -> list[Any]:
+        if isinstance(document, dict) and "instances" in document and not single:
+            document = document["instances"]
+        if isinstance(document, dict) or (
+            isinstance(document, list) and document and not isinstance(document[0], (list, dict))
+        ):
+            return [document]  # one record, or one row of values
+        if not isinstance(document, list) or single:
+            raise BadRequest(
+                'JSON must be a list of rows, a list of records, {"instances": [...]}, or one record'
+            )
+        if not document:
+            raise BadRequest("the JSON body holds no rows")
+        return document
+
+    @staticmethod
+    def _npy_rows(body: bytes) -> list[Any]:
+        try:
+            array = np.load(io.BytesIO(body), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise BadRequest(
+                f"cannot read the NPY body (object arrays are refused): {exc}"
+            ) from exc
+        if array.ndim == 1:
+            array = array.reshape(1, -1)
+        if array.ndim != 2 or array.shape[0] == 0:
+            raise BadRequest(
+                f"NPY input must be a 1-D row or a 2-D array of rows, got shape {array.shape}"
+            )
+        return list(array.tolist())
+
+    def _frame(self, rows: Sequence[Any], source: str) -> pd.DataFrame | np.ndarray:
+        if self.features is None:
+            return self._array(rows)
+        names, width = self._names or [], len(self.features)
+        matrix: list[Sequence[Any]] = []
+        for number, row in enumerate(rows, 1):
+            if isinstance(row, dict):
+                missing = [n for n in names if n not in row]
+                if missing:
+                    raise BadRequest(
+                        f"record {number} lacks features {missing}; the model needs {names}"
+                    )
+                row = [row[n] for n in names]
+            elif not isinstance(row, (list, tuple)):
+                raise BadRequest(
+                    f"row {number} is {type(row).__name__}, not a list of values or a record"
+                )
+            if len(row) != width:
+                raise BadRequest(
+                    f"row {number} has {len(row)} values; the model expects {width} ({', '.join(names)})"
+                )
+            matrix.append(row)
+        columns = {}
+        for index, feature in enumerate(self.features):
+            cells = [row[index] for row in matrix]
+            if feature.kind == "numeric":
+                columns[feature.name] = _numbers(cells, feature.name)
+            else:
+                columns[feature.name] = [_text(c) for c in cells]
+        return pd.DataFrame(columns)
+
+    def _array(self, rows: Sequence[Any]) -> np.ndarray:
+        if any(isinstance(r, dict) for r in rows):
+            raise BadRequest("this model has no feature names; send rows of values, not records")
+        widths = {len(r) if isinstance(r, (list, tuple)) else -1 for r in rows}
+        if widths != {self._width} and self._width is not None:
+            raise BadRequest(f"every row needs {self._width} values; got rows of {sorted(widths)}")
+        return np.array([_numbers(list(r), f"column {i}") for i, r in enumerate(rows)], dtype=float)
+
+    # predict_fn -----------------------------------------------------------------------
+    def predict_fn(
+        self, data: pd.DataFrame | np.ndarray, probabilities: bool = False
+    ) -> Prediction:
+        try:
+            labels = self.model.predict(data)
+            proba = (
+                self.model.predict_proba(data)
+                if probabilities and hasattr(self.model, "predict_proba")
+                else None
+            )
+        except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as exc:
+            raise ModelError(
+                f"the model failed on this input: {type(exc).__name__}: {exc}"
+            ) from exc
+        if probabilities and proba is None:
+            raise BadRequest("this model gives no probabilities (it is not a classifier)")
+        classes = [str(c) for c in getattr(self.model, "classes_", [])] or None
+        values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+        return Prediction(values, None if proba is None else np.round(proba, 6).tolist(), classes)
+
+    # output_fn ------------------------------------------------------------------------
+    def output_fn(self, prediction: Prediction, accept: str) -> bytes:
+        if accept == JSON:
+            payload: dict[str, Any] = {"predictions": prediction.labels}
+            if prediction.probabilities is not None:
+                payload.update(probabilities=prediction.probabilities, classes=prediction.classes)
+            return json.dumps(payload, allow_nan=False, default=str).encode()
+        if accept == CSV:
+            if prediction.probabilities is None:
+                return ("\n".join(map(_csv_cell, prediction.labels)) + "\n").encode()
+            return "".join(
+                ",".join([_csv_cell(label), *map(str, p)]) + "\n"
+                for label, p in zip(prediction.labels, prediction.probabilities, strict=True)
+            ).encode()
+        if accept == JSONLINES:
+            return "".join(json.dumps(r, default=str) + "\n" for r in _records(prediction)).encode()
+        raise NotAcceptable(f"Accept {accept!r} is not supported; use one of {', '.join(ACCEPTS)}")
+
+
+def _records(prediction: Prediction) -> Iterable[dict[str, Any]]:
+    for i, label in enumerate(prediction.labels):
+        record: dict[str, Any] = {"prediction": label}
+        if prediction.probabilities is not None and prediction.classes:
+            record["probabilities"] = dict(
+                zip(prediction.classes, prediction.probabilities[i], strict=True)
+            )
+        yield record
+
+
+def _loads(text: str, where: str = "the body") -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"{where} is not valid JSON: {exc}") from exc
+
+
+def _numbers(cells: list[Any], name: str) -> list[float]:
+    values = []
+    for cell in cells:
+        if cell is None or (isinstance(cell, str) and not cell.strip()):
+            values.append(math.nan)  # missing: the model's imputer fills it
+            continue
+        if isinstance(cell, bool):
+            raise BadRequest(f"feature {name!r} is numeric; got the boolean {cell!r}")
+        try:
+            value = float(cell)
+        except (TypeError, ValueError):
+            raise BadRequest(
+                f"feature {name!r} is numeric; {str(cell)[:40]!r} is not a number"
+            ) from None
+        if math.isinf(value):
+            raise BadRequest(
+                f"feature {name!r} is infinite; send a finite number or leave it empty"
+            )
+        values.append(value)
+    return values
+
+
+def _text(cell: Any) -> Any:
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return None
+    text = str(cell).strip()
+    return text or None
+
+
+def _csv_cell(value: Any) -> str:
+    text = str(value)
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text
+
+
+def model_fn(model_dir: Path) -> ModelHandler:
+    """Load the model once; a manifest makes the sha256 check mandatory."""
+    from sagemaker_jobs import artifacts  # light: joblib, numpy, pandas, scikit-learn
+    from sagemaker_jobs.contract import JobError
+
+    if (model_dir / artifacts.MANIFEST_FILE).exists():
+        try:
+            model, manifest = artifacts.load(model_dir)
+        except JobError as exc:
+            raise RuntimeError(f"refusing to serve {model_dir}: {exc}") from exc
+        features = [Feature(f["name"], f["kind"]) for f in manifest["features"]]
+        return ModelHandler(model, features, manifest.get("classes"), manifest["sha256"][:12])
+    path = model_dir / artifacts.MODEL_FILE
+    if not path.exists():
+        raise RuntimeError(f"no {artifacts.MODEL_FILE} in {model_dir}: nothing to serve")
+    log.warning(
+        "%s has no manifest.json: serving %s unverified (no sha256 check)", model_dir, path.name
+    )
+    import joblib
+
+    model = joblib.load(path)
+    names = getattr(model, "feature_names_in_", None)
+    bare = [Feature(str(n), "numeric") for n in names] if names is not None else None
+    return ModelHandler(model, bare, None, "unverified")

@@ -1,0 +1,63 @@
+"""``serve``: start the model server (SageMaker runs ``docker run IMAGE serve``).
+
+Settings come from the ``SAGEMAKER_*`` environment; ``--model-dir``, ``--port``, ``--workers``
+and ``--host`` override them (``mlops serve`` and local endpoints use these).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from inference.config import SettingsError, from_env, to_env
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="serve", description=__doc__)
+    parser.add_argument("--model-dir")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--host")
+    args, _ = parser.parse_known_args([a for a in (argv or []) if a != "serve"])
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(message)s", stream=sys.stdout
+    )
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = from_env(
+            model_dir=args.model_dir, port=args.port, workers=args.workers, host=args.host
+        )
+    except SettingsError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 2
+    if not settings.model_dir.is_dir():
+        print(f"serve: model directory {settings.model_dir} does not exist", file=sys.stderr)
+        return 2
+    os.environ.update(to_env(settings))  # each worker process rebuilds the same settings
+    import uvicorn
+
+    uvicorn.run(
+        "inference.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",  # uvloop also sets TCP_NODELAY on accepted sockets (uvicorn issue 3149)
+        http="httptools",
+        access_log=False,  # the app logs one structured line per request itself
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=30,  # SageMaker sends SIGKILL 30 s after SIGTERM
+        log_level=os.environ.get("LOG_LEVEL", "info").lower(),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""Local endpoints: the model server from ``inference/`` in a background process per endpoint.
+
+Each endpoint has a folder under ``<home>/endpoints/<name>/`` with ``endpoint.json`` (pid, port,
+model version), the unpacked model, the server log and, if enabled, data capture files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import tarfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from mlops.errors import MlopsError, NotFound
+from mlops.home import Home
+from mlops.registry import ModelPackage, ModelRegistry
+from mlops.store import LocalObjectStore
+
+_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+START_TIMEOUT_SECONDS = 60
+STOP_GRACE_SECONDS = 30
+
+
+@dataclass
+class EndpointRecord:
+    name: str
+    pid: int
+    port: int
+    url: str
+    group: str
+    version: int
+    model_package_arn: str
+    model_dir: str
+    log_file: str
+    started: str
+    workers: int
+    capture_dir: str | None = None
+    status: str = "InService"
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    status: int
+    content_type: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not alive for our purposes.
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        return state != "Z"
+    return True
+
+
+def _spawn_detached(argv: list[str], env: dict[str, str], log_file: Path) -> int:
+    """Start a server that outlives this command (its own session), logging to ``log_file``.
+    posix_spawn rather than Popen: there is no child object to wait for, by design."""
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        return os.posix_spawn(
+            argv[0],
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                (os.POSIX_SPAWN_DUP2, log_fd, 2),
+            ],
+            setsid=True,
+        )
+    finally:
+        os.close(log_fd)
+
+
+def _exited(pid: int) -> bool:
+    """Reap our own child if it died during start-up."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return not _alive(pid)
+    return done == pid
+
+
+def _ping(port: int, timeout: float = 2.0) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", "/ping")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+class LocalEndpoints:
+    def __init__(self, home: Home, registry: ModelRegistry) -> None:
+        self.root = home.root / "endpoints"
+        self.store = LocalObjectStore(home.store)
+        self.registry = registry
+
+    def _dir(self, name: str) -> Path:
+        if not _NAME.match(name):
+            raise MlopsError(
+                f"endpoint name {name!r} must match {_NAME.pattern} (letters, digits, hyphens)"
+            )
+        return self.root / name
+
+    def _record(self, name: str) -> EndpointRecord:
+        path = self._dir(name) / "endpoint.json"
+        if not path.exists():
+            known = [r.name for r in self.list()]
+            raise NotFound(
+                f"no local endpoint {name!r}"
+                + (
+                    f"; there are {known}"
+                    if known
+                    else "; create one with `mlops endpoint deploy --name NAME`"
+                )
+            )
+        record = EndpointRecord(**json.loads(path.read_text(encoding="utf-8")))
+        record.status = "InService" if _alive(record.pid) and _ping(record.port) else "Stale"
+        return record
+
+    def list(self) -> list[EndpointRecord]:
+        if not self.root.exists():
+            return []
+        return [self._record(p.parent.name) for p in sorted(self.root.glob("*/endpoint.json"))]
+
+    def describe(self, name: str) -> EndpointRecord:
+        return self._record(name)
+
+    def choose_package(self, group: str, version: int | None) -> ModelPackage:
+        if version is not None:
+            package = self.registry.describe_model_package(group, version)
+            if package.approval_status != "Approved":
+                raise MlopsError(
+                    f"{group} version {version} is {package.approval_status}; approve it first: "
+                    f"mlops models approve {version}"
+                )
+            return package
+        approved = [
+            p for p in self.registry.list_model_packages(group) if p.approval_status == "Approved"
+        ]
+        if not approved:
+            raise MlopsError(
+                f"model package group {group!r} has no approved version; "
+                "run `mlops models approve VERSION` first"
+            )
+        return approved[-1]
+
+    def deploy(
+        self,
+        name: str,
+        group: str,
+        *,
+        version: int | None = None,
+        port: int | None = None,
+        workers: int = 2,
+        capture_percent: float = 0,
+    ) -> EndpointRecord:
+        folder = self._dir(name)
+        if (folder / "endpoint.json").exists():
+            current = self._record(name)
+            if current.status == "InService":
+                raise MlopsError(
+                    f"endpoint {name!r} is already serving version {current.version} at "
+                    f"{current.url}; delete it first: mlops endpoint delete {name}"
+                )
+            self._stop(current)
+        if not 0 <= capture_percent <= 100:
+            raise MlopsError("--capture-percent must be between 0 and 100")
+        if not 1 <= workers <= 64:
+            raise MlopsError("--workers must be between 1 and 64")
+        package = self.choose_package(group, version)
+        model_dir = folder / "model"
+        shutil.rmtree(model_dir, ignore_errors=True)
+        model_dir.mkdir(parents=True)
+        archive = self.store.path_for(package.model_data_url)
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(model_dir, filter="data")
+        except (OSError, tarfile.TarError) as exc:
+            raise MlopsError(
+                f"cannot unpack the model of version {package.version} ({archive}): {exc}"
+            ) from exc
+        port = port or free_port()
+        capture_dir = folder / "capture" if capture_percent > 0 else None
+        env = {**os.environ, "MLOPS_ENDPOINT_NAME": name, "LOG_LEVEL": "INFO"}
+        if capture_dir:
+            env.update(
+                MLOPS_CAPTURE_DIR=str(capture_dir), MLOPS_CAPTURE_PERCENT=str(capture_percent)
+            )
+        log_file = folder / "server.log"
+        pid = _spawn_detached(
+            [
+                sys.executable,
+                "-m",
+                "inference.serve",
+                "--model-dir",
+                str(model_dir),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--host",
+                "127.0.0.1",
+            ],
+            env,
+            log_file,
+        )
+        record = EndpointRecord(
+            name=name,
+            pid=pid,
+            port=port,
+            url=f"http://127.0.0.1:{port}",
+            group=group,
+            version=package.version,
+            model_package_arn=package.arn,
+            model_dir=str(model_dir),
+            log_file=str(log_file),
+            started=datetime.now(UTC).isoformat(timespec="seconds"),
+            workers=workers,
+            capture_dir=str(capture_dir) if capture_dir else None,
+        )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not _ping(port, timeout=0.5):
+            if _exited(pid) or time.monotonic() > deadline:
+                self._stop(record)
+                tail = (
+                    log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+                )
+                raise MlopsError(
+                    f"endpoint {name!r} did not start; last log lines:\n" + "\n".join(tail)
+                )
+            time.sleep(0.1)
+        (folder / "endpoint.json").write_text(
+            json.dumps(asdict(record), indent=2), encoding="utf-8"
+        )
+        return record
+
+    def _stop(self, record: EndpointRecord) -> None:
+        """SIGTERM (in-flight requests finish), then SIGKILL after the grace period."""
+        if not _alive(record.pid):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(record.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while _alive(record.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            if _alive(record.pid):
+                os.killpg(record.pid, signal.SIGKILL)
+
+    def delete(self, name: str) -> EndpointRecord:
+        record = self._record(name)
+        self._stop(record)
+        folder = self._dir(name)
+        (folder / "endpoint.json").unlink()
+        shutil.rmtree(folder / "model", ignore_errors=True)  # captures stay, as in S3
+        return record
+
+    def invoke(
+        self,
+        name: str,
+        body: bytes,
+        content_type: str,
+        accept: str,
+        custom_attributes: str | None = None,
+    ) -> InvokeResult:
+        """POST to the SageMaker Runtime path, as ``invoke_endpoint`` does."""
+        record = self._record(name)
+        if record.status != "InService":
+            raise MlopsError(
+                f"endpoint {name!r} is {record.status} (its server is gone); "
+                f"redeploy it: mlops endpoint deploy --name {name}"
+            )
+        headers = {"Content-Type": content_type, "Accept": accept}
+        if custom_attributes:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
+        connection = http.client.HTTPConnection("127.0.0.1", record.port, timeout=60)
+        try:
+            connection.request(
+                "POST", f"/endpoints/{quote(name)}/invocations", body=body, headers=headers
+            )
+            response = connection.getresponse()
+            payload = response.read()
+        except OSError as exc:
+            raise MlopsError(f"endpoint {name!r} did not answer: {exc}") from exc
+        finally:
+            connection.close()
+        result = InvokeResult(
+            response.status,
+            response.getheader("content-type", ""),
+            payload,
+            {k.lower(): v for k, v in response.getheaders()},
+        )
+        if response.status >= 400:
+            message = _error_message(payload)
+            error_type = result.headers.get("x-amzn-errortype", "")
+            raise MlopsError(f"{error_type or response.status}: {message}")
+        return result
+
+
+def _error_message(payload: bytes) -> Any:
+    try:
+        return json.loads(payload).get("message", payload.decode(errors="replace"))
+    except (ValueError, AttributeError):
+        return payload.decode(errors="replace")
