@@ -40,3 +40,18 @@ def local_definition() -> dict[str, Any]:
 @pytest.fixture
 def penguins() -> pd.DataFrame:
     return pd.read_csv(DEMO_DATA)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small model trained in-process on the demo data, saved as the training job saves it."""
+    from sagemaker_jobs import artifacts, data
+    from sagemaker_jobs.hyperparameters import Hyperparameters
+    from sagemaker_jobs.model import build_model
+
+    directory = tmp_path_factory.mktemp("model")
+    table, schema = data.prepare(pd.read_csv(DEMO_DATA), data.DataSpec(target="species"))
+    model = build_model(schema, Hyperparameters(n_estimators=20))
+    model.fit(table[list(schema.features)], table[schema.target])
+    artifacts.save(model, schema, directory, {})
+    return directory

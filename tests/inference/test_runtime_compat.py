@@ -1,0 +1,91 @@
+"""boto3's sagemaker-runtime client, unchanged but for endpoint_url, against our server."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import json
+import time
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import boto3
+import pytest
+
+from .conftest import ROW
+
+
+@pytest.fixture
+def runtime(live_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    # The client signs requests, so it needs some credentials; the local server ignores them.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    # Default retry settings: a 5xx would be retried, and RetryAttempts would show it.
+    client = boto3.client("sagemaker-runtime", endpoint_url=live_server, region_name="us-east-1")
+    yield client
+    client.close()
+
+
+def test_invoke_endpoint_returns_predictions(runtime) -> None:
+    answer = runtime.invoke_endpoint(
+        EndpointName="demo",
+        ContentType="text/csv",
+        Accept="application/json",
+        Body=f"{ROW}\nBiscoe,50,15,220,5000,female,2008".encode(),
+        CustomAttributes="probabilities=true",
+    )
+    document = json.loads(answer["Body"].read())
+    assert document["predictions"] == ["Adelie", "Gentoo"]
+    assert len(document["probabilities"]) == 2
+    assert answer["ContentType"] == "application/json"
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert answer["CustomAttributes"] == "probabilities=true"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ContentType": "text/csv", "Body": b"1,2"}, "the model expects 7"),
+        ({"ContentType": "image/png", "Body": ROW.encode()}, "not supported"),
+        ({"ContentType": "text/csv", "Accept": "image/png", "Body": ROW.encode()}, "Accept"),
+        ({"ContentType": "text/csv", "Body": b"x" * (1024 * 1024 + 10)}, "exceeds"),
+    ],
+)
+def test_bad_requests_raise_validation_error_not_retries(
+    runtime, kwargs: dict, message: str
+) -> None:
+    with pytest.raises(runtime.exceptions.ValidationError) as caught:
+        runtime.invoke_endpoint(EndpointName="demo", **kwargs)
+    assert message in str(caught.value)
+    assert caught.value.response["ResponseMetadata"].get("RetryAttempts", 0) == 0
+
+
+@pytest.mark.slow
+def test_load_30s_at_64_clients_has_no_errors(live_server: str) -> None:
+    """64 keep-alive clients for 30 s; every answer must be a 200 with a prediction."""
+    address = urlparse(live_server)
+    deadline = time.monotonic() + 30
+
+    def client() -> tuple[int, int]:
+        ok = failed = 0
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
+        while time.monotonic() < deadline:
+            connection.request(
+                "POST",
+                "/endpoints/demo/invocations",
+                body=ROW,
+                headers={"Content-Type": "text/csv"},
+            )
+            response = connection.getresponse()
+            body = response.read()
+            if response.status == 200 and b"predictions" in body:
+                ok += 1
+            else:
+                failed += 1
+        connection.close()
+        return ok, failed
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
+        results = list(pool.map(lambda _: client(), range(64)))
+    assert sum(f for _, f in results) == 0
+    assert sum(o for o, _ in results) > 64
