@@ -41,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"serve: model directory {settings.model_dir} does not exist", file=sys.stderr)
         return 2
     os.environ.update(to_env(settings))  # each worker process rebuilds the same settings
+    # One compute thread per worker: workers are the parallelism. OpenMP models (histogram
+    # gradient boosting) otherwise spin a thread per core in every worker and collapse under load.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
     uvicorn.run(
