@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from serving import make_model  # noqa: E402
 
 from inference.handler import model_fn  # noqa: E402
-from inference.transform import batches, transform  # noqa: E402
+from inference.transform import batches  # noqa: E402
 
 MAX_MB = 6.0
 
