@@ -86,6 +86,10 @@ def main() -> None:
         write_csv(source, args.rows)
         size_mb = source.stat().st_size / 1024 / 1024
         limit = in_process_limit(work / "model", source, seconds=10)
+        small = work / "small" / "data.csv"
+        small.parent.mkdir()
+        write_csv(small, args.rows // 10)
+        small_peak = run_transform(work / "model", small.parent, work / "small-output")["peak_mb"]
         measured = run_transform(work / "model", source.parent, work / "output")
         lines = sum(1 for _ in (work / "output" / "data.csv.out").open())
         assert lines == args.rows == measured["rows"], "one output line per input record"
@@ -95,7 +99,10 @@ def main() -> None:
         print(
             f"transform: {rate:,.0f} rows/s in {measured['seconds']:.1f}s; ratio {rate / limit:.2f}x  [>= 0.8x]"
         )
-        print(f"transform peak memory: {measured['peak_mb']:.0f} MB for a {size_mb:.0f} MB file")
+        print(
+            f"transform peak memory: {measured['peak_mb']:.0f} MB for the {size_mb:.0f} MB file, "
+            f"{small_peak:.0f} MB for a file a tenth of its size (bounded by the batch, not the file)"
+        )
 
 
 if __name__ == "__main__":

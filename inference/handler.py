@@ -34,6 +34,8 @@ CSV, JSON, JSONLINES, NPY = (
 CONTENT_TYPES = (CSV, JSON, JSONLINES, NPY)
 ACCEPTS = (JSON, CSV, JSONLINES)
 _ALIASES = {"application/x-jsonlines": JSONLINES, "application/jsonl": JSONLINES}
+# Cells that mean "missing" (the common ones pandas reads as NaN); the model imputes them.
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
 
 @dataclass(frozen=True)
@@ -259,7 +261,7 @@ def _loads(text: str, where: str = "the body") -> Any:
 def _numbers(cells: list[Any], name: str) -> list[float]:
     values = []
     for cell in cells:
-        if cell is None or (isinstance(cell, str) and not cell.strip()):
+        if cell is None or (isinstance(cell, str) and cell.strip().lower() in MISSING):
             values.append(math.nan)  # missing: the model's imputer fills it
             continue
         if isinstance(cell, bool):
@@ -282,7 +284,7 @@ def _text(cell: Any) -> Any:
     if cell is None or (isinstance(cell, float) and math.isnan(cell)):
         return None
     text = str(cell).strip()
-    return text or None
+    return None if text.lower() in MISSING else text
 
 
 def _csv_cell(value: Any) -> str:

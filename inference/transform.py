@@ -60,17 +60,21 @@ def transform_file(
 ) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    with source.open("rb") as reader, partial.open("wb") as writer:
-        for body in batches(reader, max_bytes):
-            try:
-                data = handler.input_fn(body, content_type)
-                prediction = handler.predict_fn(data)
-            except InferenceError as exc:
-                raise type(exc)(f"{source.name}, batch {stats.batches + 1}: {exc}") from exc
-            writer.write(handler.output_fn(prediction, accept))
-            stats.records += len(prediction.labels)
-            stats.batches += 1
-    partial.replace(target)  # a failed file leaves no .out that looks complete
+    try:
+        with source.open("rb") as reader, partial.open("wb") as writer:
+            for body in batches(reader, max_bytes):
+                try:
+                    data = handler.input_fn(body, content_type)
+                    prediction = handler.predict_fn(data)
+                except InferenceError as exc:
+                    raise type(exc)(f"{source.name}, batch {stats.batches + 1}: {exc}") from exc
+                writer.write(handler.output_fn(prediction, accept))
+                stats.records += len(prediction.labels)
+                stats.batches += 1
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a failed file leaves no output that looks complete
+        raise
+    partial.replace(target)
     stats.files += 1
 
 

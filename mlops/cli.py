@@ -407,11 +407,11 @@ def transform(
     home = _home()
     package = LocalModelRegistry(home.registry).describe_model_package(group, model)
     archive = LocalObjectStore(home.store).path_for(package.model_data_url)
-    started = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=home.root) as scratch:
         with tarfile.open(archive) as tar:
             tar.extractall(scratch, filter="data")
         handler = model_fn(Path(scratch))
+        started = time.perf_counter()
         try:
             stats = run_transform(
                 handler,

@@ -70,7 +70,7 @@ def test_every_input_format_gives_the_same_prediction(
 
 
 def test_many_rows_and_missing_values(handler: ModelHandler) -> None:
-    body = f"{ROW}\nBiscoe,50,15,220,5000,female,2008\nDream,,,,,,\n".encode()
+    body = f"{ROW}\nBiscoe,50,15,220,5000,female,2008\nDream,,,,,,\nDream,NA,NaN,null,N/A,NA,2009\n".encode()
     assert predict(handler, body, "text/csv")[:2] == ["Adelie", "Gentoo"]
     lines = (json.dumps(RECORD) + "\n" + json.dumps(GENTOO) + "\n\n").encode()
     assert predict(handler, lines, "application/jsonlines") == ["Adelie", "Gentoo"]

@@ -142,5 +142,7 @@ def test_transform_scores_files_like_batch_transform(
     assert (output / "a.csv.out").read_text().splitlines() == ["Adelie"] * 500
     assert (output / "part" / "b.csv.out").read_text() == "Gentoo\n" * 3
     (source / "a.csv").write_text(ROW + "\n1,2\n")
-    assert main(args) == 2
+    failed_output = tmp_path / "failed"
+    assert main([*args, "--output", str(failed_output)]) == 2  # the last --output wins
     assert "a.csv, batch 1" in capsys.readouterr().err
+    assert not list(failed_output.rglob("a.csv.out*"))  # nothing half-written is left behind
