@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -30,6 +32,14 @@ class MethodNotAllowed(InferenceError):
     status = 405
 
 
+class RequestTimeout(ModelError):
+    """Inference ran past SAGEMAKER_MODEL_SERVER_TIMEOUT."""
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise RequestTimeout("inference ran past SAGEMAKER_MODEL_SERVER_TIMEOUT and was stopped")
+
+
 def choose_accept(header: str | None, default: str) -> tuple[str, dict[str, str]]:
     """The first supported type in Accept; ``*/*`` or nothing means the default."""
     if not header:
@@ -48,6 +58,11 @@ class InferenceApp:
         self, handler: ModelHandler, settings: ServerSettings, capture: CaptureWriter | None = None
     ) -> None:
         self.handler, self.settings, self.capture = handler, settings, capture
+        # A server worker runs its event loop on the main thread, where a timer signal can stop
+        # a runaway prediction (the worker lives on). Elsewhere (a test thread) there is none.
+        self._timed = threading.current_thread() is threading.main_thread()
+        if self._timed:
+            signal.signal(signal.SIGALRM, _on_alarm)
         self._variant = settings.variant_name.encode()
         self._execution_parameters = json.dumps(
             {
@@ -139,9 +154,17 @@ class InferenceApp:
     ) -> tuple[bytes, str, list[tuple[bytes, bytes]], int]:
         accept, accept_params = choose_accept(headers.get("accept"), self.settings.default_accept)
         attributes = headers.get("x-amzn-sagemaker-custom-attributes")
-        data = self.handler.input_fn(body, headers.get("content-type"))
-        prediction = self.handler.predict_fn(data, wants_probabilities(accept_params, attributes))
-        payload = self.handler.output_fn(prediction, accept)
+        if self._timed:
+            signal.setitimer(signal.ITIMER_REAL, self.settings.timeout)
+        try:
+            data = self.handler.input_fn(body, headers.get("content-type"))
+            prediction = self.handler.predict_fn(
+                data, wants_probabilities(accept_params, attributes)
+            )
+            payload = self.handler.output_fn(prediction, accept)
+        finally:
+            if self._timed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
         extra = [(b"x-amzn-invoked-production-variant", self._variant)]
         if attributes:
             extra.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))

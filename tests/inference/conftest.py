@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -68,9 +69,9 @@ def call(
     )
 
 
-@pytest.fixture(scope="session")
-def live_server(app: InferenceApp) -> Iterator[str]:
-    """The app behind a real uvicorn server on a free port, for boto3 and load tests."""
+@contextlib.contextmanager
+def serving(app: InferenceApp) -> Iterator[str]:
+    """An app behind a real uvicorn server on a free port; yields its URL."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -86,6 +87,15 @@ def live_server(app: InferenceApp) -> Iterator[str]:
     while not server.started:
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(app: InferenceApp) -> Iterator[str]:
+    """The session's app behind a real server, for boto3, fuzz and load tests."""
+    with serving(app) as url:
+        yield url

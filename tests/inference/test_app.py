@@ -145,3 +145,21 @@ def test_fuzz_every_answer_is_2xx_or_4xx(
     assert 200 <= response.status < 500, response.body
     if response.status >= 400:
         assert json.loads(response.body)["message"]
+
+
+class _Slow:
+    classes_ = ("a",)
+
+    def predict(self, data: Any) -> Any:
+        import time
+
+        time.sleep(30)
+
+
+def test_a_runaway_prediction_is_stopped_at_the_timeout() -> None:
+    app = InferenceApp(ModelHandler(_Slow(), None, None), ServerSettings(workers=1, timeout=1))
+    response = call(app, "POST", "/invocations", b"1", CSV)
+    assert response.status == 424
+    assert "SAGEMAKER_MODEL_SERVER_TIMEOUT" in json.loads(response.body)["message"]
+    # The app still answers afterwards: the worker was not lost.
+    assert call(app, "GET", "/ping").status == 200

@@ -11,8 +11,14 @@ from urllib.parse import urlparse
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from .conftest import ROW
+from inference.app import InferenceApp
+from inference.config import ServerSettings
+from inference.handler import ModelHandler
+
+from .conftest import ROW, serving
 
 
 @pytest.fixture
@@ -58,6 +64,52 @@ def test_bad_requests_raise_validation_error_not_retries(
         runtime.invoke_endpoint(EndpointName="demo", **kwargs)
     assert message in str(caught.value)
     assert caught.value.response["ResponseMetadata"].get("RetryAttempts", 0) == 0
+
+
+class _Broken:
+    """A model whose predict fails, as a corrupt artifact would."""
+
+    classes_ = ("a", "b")
+
+    def predict(self, data: object) -> object:
+        raise ValueError("the trees are corrupt")
+
+
+def test_model_failures_raise_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    app = InferenceApp(ModelHandler(_Broken(), None, None), ServerSettings(workers=1))
+    with serving(app) as url:
+        client = boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-east-1")
+        with pytest.raises(client.exceptions.ModelError) as caught:
+            client.invoke_endpoint(EndpointName="broken", ContentType="text/csv", Body=b"1,2")
+        client.close()
+    assert caught.value.response["OriginalStatusCode"] == 424
+    assert "the trees are corrupt" in caught.value.response["OriginalMessage"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    body=st.binary(max_size=200),
+    content_type=st.sampled_from(
+        ["text/csv", "application/json", "application/x-npy", "text/plain", ""]
+    ),
+    accept=st.sampled_from(["", "*/*", "text/csv", "application/xml"]),
+)
+def test_fuzz_over_the_wire_keeps_the_server_up(
+    live_server: str, body: bytes, content_type: str, accept: str
+) -> None:
+    address = urlparse(live_server)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    headers = {k: v for k, v in {"Content-Type": content_type, "Accept": accept}.items() if v}
+    connection.request("POST", "/endpoints/demo/invocations", body=body, headers=headers)
+    answer = connection.getresponse()
+    answer.read()
+    connection.request("GET", "/ping")
+    alive = connection.getresponse().status
+    status = answer.status
+    connection.close()
+    assert 200 <= status < 500 and alive == 200
 
 
 @pytest.mark.slow
