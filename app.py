@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """CDK entry point (`npx cdk synth|deploy`): everything is built in ``infra.build_app``."""
 
+import sys
+
 import aws_cdk as cdk
 
 from infra import build_app
+from mlops.errors import MlopsError
 
-app = build_app(context=cdk.App().node.get_all_context())
+try:
+    app = build_app(context=cdk.App().node.get_all_context())
+except MlopsError as error:  # a bad stage setting: say which and stop, no traceback
+    sys.exit(f"cdk.json: {error}")
 app.synth()

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
 
+from infra.foundation import FoundationStack
 from infra.model_build import ModelBuildStack
+from infra.nag import acknowledge_findings
 from infra.settings import load_context, stage_settings
 
 
@@ -16,10 +19,20 @@ def build_app(
     """Build the app from ``cdk.json`` context (plus overrides), as `cdk synth` and tests see it.
 
     An ``App()`` made outside the CLI reads no ``cdk.json`` itself, so the context is loaded here.
+    cdk-nag's AWS Solutions rules check every stack; an unacknowledged finding fails the synth.
     """
     merged = {**load_context(), **(context or {})}
     stage, settings = stage_settings(merged)
     app = cdk.App(context=merged, outdir=outdir, builtin_cloud_formation_validation=validate)
     env = cdk.Environment(account=settings.account, region=settings.region)
-    ModelBuildStack(app, f"mlops-{stage}-model-build", stage=stage, settings=settings, env=env)
+    foundation = FoundationStack(
+        app, f"mlops-{stage}-foundation", stage=stage, settings=settings, env=env
+    )
+    build = ModelBuildStack(app, f"mlops-{stage}-model-build", settings=settings, foundation=foundation,
+                            image_tag=merged.get("image_tag") or None, env=env)  # fmt: skip
+    for stack in (foundation, build):
+        cdk.Tags.of(stack).add("project", "mlops")
+        cdk.Tags.of(stack).add("stage", stage)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    acknowledge_findings(foundation, build)
     return app

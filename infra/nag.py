@@ -1,0 +1,77 @@
+"""The cdk-nag findings we accept, each by its exact id and with the reason it is right here.
+
+IAM5 (wildcards) must be acknowledged per finding: each entry names the one action or resource
+pattern and why it is as narrow as it can be.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_s3 as s3
+from constructs import IConstruct
+
+from infra.foundation import FoundationStack
+from infra.model_build import ModelBuildStack
+
+IAM5 = "AwsSolutions::AwsSolutions-IAM5"
+_GRANT = "from a CDK grant helper, limited to the stage's own buckets and key"
+
+
+def _accept(scope: IConstruct, findings: dict[str, str]) -> None:
+    cdk.Validations.of(scope).acknowledge(
+        *(cdk.Acknowledgment(id=i, reason=r) for i, r in findings.items())
+    )
+
+
+def _objects(bucket: s3.Bucket) -> str:
+    """How cdk-nag spells ``<bucket ARN>/*``: the bucket's logical id, stable for its path."""
+    stack = cdk.Stack.of(bucket)
+    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
+    return f"{IAM5}[Resource::<{logical_id}.Arn>/*]"
+
+
+def acknowledge_findings(foundation: FoundationStack, build: ModelBuildStack) -> None:
+    _accept(
+        foundation.access_logs,
+        {
+            "AwsSolutions::AwsSolutions-S1": "This is the access-log bucket; logging it into itself would loop."
+        },
+    )
+    s3_reads = {
+        f"{IAM5}[Action::s3:GetBucket*]": f"Bucket metadata reads {_GRANT}.",
+        f"{IAM5}[Action::s3:GetObject*]": f"Object reads (and their versions) {_GRANT}.",
+        f"{IAM5}[Action::s3:List*]": f"Listing prefixes {_GRANT}.",
+        _objects(
+            foundation.artifacts
+        ): "Objects of the artifacts bucket: every job run writes new keys.",
+    }
+    _accept(
+        foundation.job_role,
+        {
+            **s3_reads,
+            f"{IAM5}[Action::s3:DeleteObject*]": f"Jobs replace their own outputs {_GRANT}.",
+            f"{IAM5}[Action::s3:Abort*]": f"Aborting multipart uploads of large outputs {_GRANT}.",
+            f"{IAM5}[Action::kms:GenerateDataKey*]": "Encrypting outputs with the stage key only.",
+            f"{IAM5}[Action::kms:ReEncrypt*]": "Re-encrypting with the stage key only (S3 copy).",
+            _objects(
+                foundation.data
+            ): "Objects of the data bucket: data sets are uploaded under new keys.",
+            f"{IAM5}[Resource::*]": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource "
+            "type; PutMetricData is limited by a namespace condition.",
+            f"{IAM5}[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            "/aws/sagemaker/*]": "SageMaker writes job and endpoint logs to the /aws/sagemaker/* groups.",
+        },
+    )
+    sagemaker = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
+    _accept(
+        foundation.pipeline_role,
+        {
+            **s3_reads,
+            f"{IAM5}[Resource::{sagemaker}:processing-job/*]": "SageMaker Pipelines names each step's "
+            "processing job at run time.",
+            f"{IAM5}[Resource::{sagemaker}:training-job/*]": "SageMaker Pipelines names each step's "
+            "training job at run time.",
+            f"{IAM5}[Resource::{sagemaker}:model-package/{foundation.model_package_group}/*]": "New versions "
+            "of the stage's one model package group.",
+        },
+    )

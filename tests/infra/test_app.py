@@ -1,0 +1,146 @@
+"""The CDK app: what each stack creates, the pipeline body, hardening, determinism, settings."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import build_app
+from infra.model_build import definition_body
+from infra.settings import StageSettings
+from mlops.errors import MlopsError
+
+from .conftest import resources
+
+FOUNDATION, BUILD = "mlops-dev-foundation", "mlops-dev-model-build"
+
+
+def test_the_stage_has_its_stacks(templates: dict[str, dict[str, Any]]) -> None:
+    assert set(templates) == {FOUNDATION, BUILD}
+
+
+def test_key_buckets_and_repository_are_hardened(templates: dict[str, dict[str, Any]]) -> None:
+    foundation = templates[FOUNDATION]
+    (key,) = resources(foundation, "AWS::KMS::Key")
+    assert key["EnableKeyRotation"] is True
+    buckets = resources(foundation, "AWS::S3::Bucket")
+    assert len(buckets) == 3
+    for bucket in buckets:
+        assert bucket["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert bucket["LifecycleConfiguration"]["Rules"]
+    encrypted = [b for b in buckets if "LoggingConfiguration" in b]
+    assert len(encrypted) == 2  # data and artifacts, logged to the access-log bucket
+    for bucket in encrypted:
+        (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    policies = json.dumps(resources(foundation, "AWS::S3::BucketPolicy"))
+    assert policies.count('"aws:SecureTransport": "false"') == 3  # SSL enforced on every bucket
+    (repository,) = resources(foundation, "AWS::ECR::Repository")
+    assert repository["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    assert repository["ImageTagMutability"] == "IMMUTABLE"
+    assert (
+        "LifecyclePolicy" in repository
+        and repository["EncryptionConfiguration"]["EncryptionType"] == "KMS"
+    )
+
+
+def test_roles_are_least_privilege(templates: dict[str, dict[str, Any]]) -> None:
+    everything = json.dumps(templates)
+    assert "AmazonSageMakerFullAccess" not in everything
+    statements = [
+        s
+        for p in resources(templates[FOUNDATION], "AWS::IAM::Policy")
+        for s in p["PolicyDocument"]["Statement"]
+    ]
+    assert all(s["Action"] != "*" for s in statements)
+    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    assert not any(
+        m
+        for r in resources(templates[FOUNDATION], "AWS::IAM::Role")
+        for m in r.get("ManagedPolicyArns", [])
+    )
+
+
+def test_pipeline_body_is_the_locally_executed_definition(
+    templates: dict[str, dict[str, Any]],
+) -> None:
+    build = templates[BUILD]
+    (pipeline,) = resources(build, "AWS::SageMaker::Pipeline")
+    body, variables = pipeline["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    assert body == definition_body(StageSettings())
+    assert set(variables) == {"ImageUri", "JobRoleName", "ArtifactsBucket"}
+    assert "Fn::ImportValue" in json.dumps(
+        variables["JobRoleName"]
+    )  # a CDK reference to the foundation role
+    # Apart from the account values CloudFormation fills in, it is the local definition.
+    from mlops.local import LOCAL_BUCKET, LOCAL_IMAGE, LOCAL_ROLE, local_settings
+    from sagemaker_jobs.pipeline import definition_json
+
+    filled = (
+        body.replace("${ImageUri}", LOCAL_IMAGE)
+        .replace("${ArtifactsBucket}", LOCAL_BUCKET)
+        .replace("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${JobRoleName}", LOCAL_ROLE)
+    )
+    local = json.loads(definition_json(local_settings(code_version="unknown")))
+    assert json.loads(filled) == local
+    (group,) = resources(build, "AWS::SageMaker::ModelPackageGroup")
+    assert group["ModelPackageGroupName"] == "mlops-tabular"
+
+
+def test_templates_pass_cfn_lint(cdk_out: Path) -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run(
+        [str(cfn_lint), *map(str, sorted(cdk_out.glob("*.template.json")))],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_synth_is_deterministic(cdk_out: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    build_app({"stage": "dev"}, outdir=str(again), validate=False).synth()
+    names = sorted(p.name for p in cdk_out.glob("*.template.json"))
+    match, mismatch, errors = filecmp.cmpfiles(cdk_out, again, names, shallow=False)
+    assert (mismatch, errors) == ([], []) and match == names
+
+
+def test_an_unacknowledged_finding_fails_the_synth(tmp_path: Path) -> None:
+    from aws_cdk import aws_s3 as s3
+
+    app = build_app({"stage": "dev"}, outdir=str(tmp_path), validate=False)
+    s3.Bucket(app.node.find_child(FOUNDATION), "Careless")  # no SSL rule, no logs, no KMS
+    with pytest.raises(Exception, match=r"ValidationFailed(.|\n)*AwsSolutions-S10"):
+        app.synth()
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"stage": "qa"}, "unknown stage 'qa'"),
+        ({"stages": {"dev": {"region": "moon-1"}}}, "stage 'dev' in cdk.json: region"),
+        ({"stages": {"dev": {"quality_threshold": 2}}}, "quality_threshold"),
+        ({"stages": {"dev": {"instance": "big"}}}, "instance: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_stage_settings_are_explained(
+    context: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(MlopsError) as caught:
+        build_app(context, outdir=str(tmp_path))
+    assert message in str(caught.value)
