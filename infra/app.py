@@ -9,6 +9,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra.foundation import FoundationStack
 from infra.model_build import ModelBuildStack
+from infra.model_deploy import ModelDeployStack
 from infra.nag import acknowledge_findings
 from infra.settings import load_context, stage_settings
 
@@ -28,11 +29,29 @@ def build_app(
     foundation = FoundationStack(
         app, f"mlops-{stage}-foundation", stage=stage, settings=settings, env=env
     )
-    build = ModelBuildStack(app, f"mlops-{stage}-model-build", settings=settings, foundation=foundation,
-                            image_tag=merged.get("image_tag") or None, env=env)  # fmt: skip
-    for stack in (foundation, build):
+    build = ModelBuildStack(
+        app,
+        f"mlops-{stage}-model-build",
+        settings=settings,
+        foundation=foundation,
+        image_tag=merged.get("image_tag") or None,
+        env=env,
+    )
+    stacks: list[cdk.Stack] = [foundation, build]
+    if settings.endpoint:
+        deploy = ModelDeployStack(
+            app,
+            f"mlops-{stage}-model-deploy",
+            stage=stage,
+            endpoint=settings.endpoint,
+            foundation=foundation,
+            model_package_arn=merged.get("model_package_arn") or None,
+            env=env,
+        )
+        stacks.append(deploy)
+    for stack in stacks:
         cdk.Tags.of(stack).add("project", "mlops")
         cdk.Tags.of(stack).add("stage", stage)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
-    acknowledge_findings(foundation, build)
+    acknowledge_findings(foundation)
     return app

@@ -16,8 +16,15 @@ from infra.settings import StageSettings
 
 
 class FoundationStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, stage: str, settings: StageSettings,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        settings: StageSettings,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.stage = stage
         self.model_package_group = settings.model_package_group
@@ -74,32 +81,6 @@ class FoundationStack(cdk.Stack):
         self.data.grant_read(self.job_role)
         self.artifacts.grant_read_write(self.job_role)
         self.repository.grant_pull(self.job_role)
-        self.job_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobLogs",
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                         "logs:DescribeLogStreams"],
-                resources=[f"arn:{cdk.Aws.PARTITION}:logs:{region}:{account}:log-group:/aws/sagemaker/*"],
-            )
-        )  # fmt: skip
-        self.job_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="JobMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],  # PutMetricData has no resource type; the condition scopes it
-                conditions={
-                    "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "mlops/*"]}
-                },
-            )
-        )
-        self.job_role.add_to_policy(
-            iam.PolicyStatement(
-                sid="EcrAuth",
-                actions=["ecr:GetAuthorizationToken"],
-                resources=["*"],  # account-wide API
-            )
-        )
-
         self.pipeline_role = iam.Role(
             self,
             "PipelineRole",
@@ -112,22 +93,32 @@ class FoundationStack(cdk.Stack):
             iam.PolicyStatement(
                 sid="PipelineJobs",
                 actions=[
-                    "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob",
-                    "sagemaker:StopProcessingJob", "sagemaker:CreateTrainingJob",
-                    "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags",
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
                 ],
                 resources=[f"{sagemaker_arn}:processing-job/*", f"{sagemaker_arn}:training-job/*"],
             )
-        )  # fmt: skip
+        )
         self.pipeline_role.add_to_policy(
             iam.PolicyStatement(
                 sid="PipelineRegistry",
-                actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage",
-                         "sagemaker:DescribeModelPackageGroup", "sagemaker:AddTags"],
-                resources=[f"{sagemaker_arn}:model-package/{settings.model_package_group}/*",
-                           f"{sagemaker_arn}:model-package-group/{settings.model_package_group}"],
+                actions=[
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:AddTags",
+                ],
+                resources=[
+                    f"{sagemaker_arn}:model-package/{settings.model_package_group}/*",
+                    f"{sagemaker_arn}:model-package-group/{settings.model_package_group}",
+                ],
             )
-        )  # fmt: skip
+        )
         self.pipeline_role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassJobRoleToSageMakerOnly",
@@ -138,6 +129,46 @@ class FoundationStack(cdk.Stack):
         )
         # The pipeline reads property files (evaluation.json, profile.json) from the artifacts.
         self.artifacts.grant_read(self.pipeline_role)
+
+        self.endpoint_role = iam.Role(
+            self,
+            "EndpointRole",
+            role_name=f"mlops-{stage}-sagemaker-endpoint",
+            description="Endpoint containers: read the model artifact, pull the image, write logs",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+        )
+        self.artifacts.grant_read(self.endpoint_role)
+        self.repository.grant_pull(self.endpoint_role)
+        for role in (self.job_role, self.endpoint_role):
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="Logs",
+                    actions=[
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogStreams",
+                    ],
+                    resources=[
+                        f"arn:{cdk.Aws.PARTITION}:logs:{region}:{account}:log-group:/aws/sagemaker/*"
+                    ],
+                )
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="Metrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],  # PutMetricData has no resource type; the condition scopes it
+                    conditions={
+                        "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "mlops/*"]}
+                    },
+                )
+            )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="EcrAuth", actions=["ecr:GetAuthorizationToken"], resources=["*"]
+                )
+            )
 
     def _bucket(self, construct_id: str, name: str, log_prefix: str) -> s3.Bucket:
         return s3.Bucket(

@@ -39,8 +39,16 @@ def definition_body(settings: StageSettings) -> str:
 
 
 class ModelBuildStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, settings: StageSettings,
-                 foundation: FoundationStack, image_tag: str | None = None, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StageSettings,
+        foundation: FoundationStack,
+        image_tag: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         if image_tag:
             # CI/CD pushed the image to the stage's repository under this (immutable) tag.

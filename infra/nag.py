@@ -11,7 +11,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 from infra.foundation import FoundationStack
-from infra.model_build import ModelBuildStack
 
 IAM5 = "AwsSolutions::AwsSolutions-IAM5"
 _GRANT = "from a CDK grant helper, limited to the stage's own buckets and key"
@@ -30,7 +29,8 @@ def _objects(bucket: s3.Bucket) -> str:
     return f"{IAM5}[Resource::<{logical_id}.Arn>/*]"
 
 
-def acknowledge_findings(foundation: FoundationStack, build: ModelBuildStack) -> None:
+def acknowledge_findings(foundation: FoundationStack) -> None:
+    """The model build and deploy stacks need none: they have no finding."""
     _accept(
         foundation.access_logs,
         {
@@ -45,10 +45,18 @@ def acknowledge_findings(foundation: FoundationStack, build: ModelBuildStack) ->
             foundation.artifacts
         ): "Objects of the artifacts bucket: every job run writes new keys.",
     }
+    unscoped = {
+        f"{IAM5}[Resource::*]": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource "
+        "type; PutMetricData is limited by a namespace condition.",
+        f"{IAM5}[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+        "/aws/sagemaker/*]": "SageMaker writes job and endpoint logs to the /aws/sagemaker/* groups.",
+    }
+    _accept(foundation.endpoint_role, {**s3_reads, **unscoped})
     _accept(
         foundation.job_role,
         {
             **s3_reads,
+            **unscoped,
             f"{IAM5}[Action::s3:DeleteObject*]": f"Jobs replace their own outputs {_GRANT}.",
             f"{IAM5}[Action::s3:Abort*]": f"Aborting multipart uploads of large outputs {_GRANT}.",
             f"{IAM5}[Action::kms:GenerateDataKey*]": "Encrypting outputs with the stage key only.",

@@ -4,14 +4,57 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlops.errors import MlopsError
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = ROOT / "cdk.json"
+
+
+class EndpointSettings(BaseModel):
+    """The stage's real-time endpoint: an instance variant with guardrails, or serverless."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    serverless: bool = False
+    instance_type: str = Field("ml.m5.large", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    initial_instance_count: int = Field(1, ge=1, le=100)
+    min_capacity: int = Field(1, ge=1, le=100)
+    max_capacity: int = Field(2, ge=1, le=100)
+    # Sizing rule: a worker handles about 1 / (p50 latency) requests per second; target about
+    # half of what one instance sustains in bench/serving.py, times 60, so scaling starts early.
+    invocations_per_instance_per_minute: int = Field(6000, ge=1, le=1_000_000)
+    serverless_memory_mb: int = Field(2048, ge=1024, le=6144)
+    serverless_max_concurrency: int = Field(10, ge=1, le=200)
+    data_capture_percent: int = Field(20, ge=0, le=100)
+    deployment: Literal["canary", "linear", "all_at_once"] = "canary"
+    canary_percent: int = Field(10, ge=1, le=50)
+    bake_minutes: int = Field(
+        10, ge=0, le=60, description="watch the alarms this long before shifting more traffic"
+    )
+    alarm_latency_ms: int = Field(
+        500, ge=1, description="p99 model latency that rolls a deployment back"
+    )
+    alarm_5xx_per_5_minutes: int = Field(5, ge=1)
+    alarm_cpu_percent: int = Field(80, ge=1, le=1000)
+    alarm_memory_percent: int = Field(80, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EndpointSettings:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(
+                f"min_capacity {self.min_capacity} is above max_capacity {self.max_capacity}"
+            )
+        if not self.min_capacity <= self.initial_instance_count <= self.max_capacity:
+            raise ValueError("initial_instance_count must be between min_capacity and max_capacity")
+        if self.serverless_memory_mb % 1024:
+            raise ValueError(
+                f"serverless_memory_mb {self.serverless_memory_mb} must be a 1024 MB step (1024 to 6144)"
+            )
+        return self
 
 
 class StageSettings(BaseModel):
@@ -22,6 +65,9 @@ class StageSettings(BaseModel):
     pipeline_name: str = Field("mlops-tabular", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
     model_package_group: str = Field("mlops-tabular", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
     quality_threshold: float = Field(0.7, ge=0, le=1)
+    endpoint: EndpointSettings | None = Field(
+        None, description="no endpoint in this stage when absent"
+    )
 
 
 def load_context(path: Path = CDK_JSON) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""One synth per session, with CDK's built-in CloudFormation validation and cdk-nag both on."""
+"""One synth per stage per session (cdk-nag on, so any unacknowledged finding fails it); CDK's
+built-in CloudFormation validation stays off here and on in one test of its own."""
 
 from __future__ import annotations
 
@@ -10,20 +11,33 @@ import pytest
 
 from infra import build_app
 
+STAGES = ("dev", "staging", "prod")
+
 
 @pytest.fixture(scope="session")
-def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    build_app({"stage": "dev"}, outdir=str(outdir)).synth()  # raises on any unacknowledged finding
-    return outdir
+def cdk_outs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    outs = {}
+    for stage in STAGES:
+        outs[stage] = tmp_path_factory.mktemp(f"cdk.out-{stage}")
+        build_app({"stage": stage}, outdir=str(outs[stage]), validate=False).synth()
+    return outs
+
+
+@pytest.fixture(scope="session")
+def cdk_out(cdk_outs: dict[str, Path]) -> Path:
+    return cdk_outs["dev"]
+
+
+def load_templates(outdir: Path) -> dict[str, dict[str, Any]]:
+    return {
+        p.name.removesuffix(".template.json"): json.loads(p.read_text())
+        for p in outdir.glob("*.template.json")
+    }
 
 
 @pytest.fixture(scope="session")
 def templates(cdk_out: Path) -> dict[str, dict[str, Any]]:
-    return {
-        p.name.removesuffix(".template.json"): json.loads(p.read_text())
-        for p in cdk_out.glob("*.template.json")
-    }
+    return load_templates(cdk_out)
 
 
 def resources(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:

@@ -102,14 +102,17 @@ def test_pipeline_body_is_the_locally_executed_definition(
     assert group["ModelPackageGroupName"] == "mlops-tabular"
 
 
-def test_templates_pass_cfn_lint(cdk_out: Path) -> None:
+def test_templates_of_every_stage_pass_cfn_lint(cdk_outs: dict[str, Path]) -> None:
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    result = subprocess.run(
-        [str(cfn_lint), *map(str, sorted(cdk_out.glob("*.template.json")))],
-        capture_output=True,
-        text=True,
-    )
+    files = sorted(str(p) for out in cdk_outs.values() for p in out.glob("*.template.json"))
+    assert len(files) == 8  # dev: foundation, build; staging and prod: + deploy
+    result = subprocess.run([str(cfn_lint), *files], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_builtin_cloudformation_validation_passes(tmp_path: Path) -> None:
+    build_app({"stage": "prod"}, outdir=str(tmp_path), validate=True).synth()
+    assert (tmp_path / "mlops-prod-model-deploy.template.json").exists()
 
 
 def test_synth_is_deterministic(cdk_out: Path, tmp_path: Path) -> None:

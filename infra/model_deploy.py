@@ -1,0 +1,265 @@
+"""Model deploy stack, one per stage with an endpoint: model, endpoint config, endpoint with
+blue/green guardrails and auto-rollback, autoscaling, alarms into an encrypted topic, dashboard.
+
+The model package ARN comes from context (``-c model_package_arn=...``, what CI/CD passes) or,
+when absent, from the SSM parameter ``/mlops/<stage>/model-package-arn``, which CloudFormation
+reads at deploy time: synth never looks anything up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from infra.foundation import FoundationStack
+from infra.settings import EndpointSettings
+
+VARIANT = "AllTraffic"
+
+
+class ModelDeployStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        endpoint: EndpointSettings,
+        foundation: FoundationStack,
+        model_package_arn: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.endpoint_name = (
+            f"mlops-{stage}"  # fixed: alarms that use a generated name form a cycle
+        )
+        package_arn = model_package_arn or ssm.StringParameter.value_for_string_parameter(
+            self, f"/mlops/{stage}/model-package-arn"
+        )
+        model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=foundation.endpoint_role.role_arn,
+            containers=[
+                sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=package_arn)
+            ],
+            enable_network_isolation=True,
+        )
+        self.topic = sns.Topic(
+            self,
+            "Alarms",
+            display_name=f"mlops {stage} endpoint alarms",
+            master_key=foundation.key,
+            enforce_ssl=True,
+        )
+        foundation.key.grant_encrypt_decrypt(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        alarms = self._alarms(endpoint)
+        variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            model_name=model.attr_model_name,
+            variant_name=VARIANT,
+            initial_variant_weight=1,
+            **(
+                {
+                    "serverless_config": sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                        memory_size_in_mb=endpoint.serverless_memory_mb,
+                        max_concurrency=endpoint.serverless_max_concurrency,
+                    )
+                }
+                if endpoint.serverless
+                else {
+                    "instance_type": endpoint.instance_type,
+                    "initial_instance_count": endpoint.initial_instance_count,
+                }
+            ),
+        )
+        config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[variant],
+            # Serverless variants take no KMS volume key, no data capture and no guardrails.
+            kms_key_id=None if endpoint.serverless else foundation.key.key_arn,
+            data_capture_config=None
+            if endpoint.serverless or not endpoint.data_capture_percent
+            else (
+                sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+                    enable_capture=True,
+                    initial_sampling_percentage=endpoint.data_capture_percent,
+                    destination_s3_uri=foundation.artifacts.s3_url_for_object("data-capture"),
+                    kms_key_id=foundation.key.key_arn,
+                    capture_options=[
+                        sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=m)
+                        for m in ("Input", "Output")
+                    ],
+                    capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                        csv_content_types=["text/csv"], json_content_types=["application/json"]
+                    ),
+                )
+            ),
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=config.attr_endpoint_config_name,
+            deployment_config=None if endpoint.serverless else self._guardrails(endpoint),
+        )
+        for alarm in alarms:
+            self.endpoint.node.add_dependency(alarm)  # rollback alarms exist before the endpoint
+        if not endpoint.serverless:
+            self._autoscaling(endpoint)
+        self._dashboard(endpoint)
+        cdk.CfnOutput(self, "EndpointName", value=self.endpoint_name)
+        cdk.CfnOutput(self, "AlarmTopic", value=self.topic.topic_arn)
+
+    def _metric(
+        self, name: str, statistic: str, namespace: str = "AWS/SageMaker"
+    ) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=namespace,
+            metric_name=name,
+            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": VARIANT},
+            statistic=statistic,
+            period=cdk.Duration.minutes(1 if namespace == "AWS/SageMaker" else 5),
+        )
+
+    def _alarms(self, endpoint: EndpointSettings) -> list[cloudwatch.Alarm]:
+        specs = [
+            (
+                "Errors5xx",
+                self._metric("Invocation5XXErrors", "Sum"),
+                endpoint.alarm_5xx_per_5_minutes,
+                5,
+            ),
+            # ModelLatency is in microseconds.
+            (
+                "LatencyP99",
+                self._metric("ModelLatency", "p99"),
+                endpoint.alarm_latency_ms * 1000,
+                3,
+            ),
+        ]
+        if not endpoint.serverless:
+            host = "/aws/sagemaker/Endpoints"
+            specs += [
+                (
+                    "Cpu",
+                    self._metric("CPUUtilization", "Average", host),
+                    endpoint.alarm_cpu_percent,
+                    2,
+                ),
+                (
+                    "Memory",
+                    self._metric("MemoryUtilization", "Average", host),
+                    endpoint.alarm_memory_percent,
+                    2,
+                ),
+            ]
+        alarms = []
+        self.alarm_names = [f"{self.endpoint_name}-{name}" for name, *_ in specs]
+        for name, metric, threshold, periods in specs:
+            alarm = cloudwatch.Alarm(
+                self,
+                name,
+                alarm_name=f"{self.endpoint_name}-{name}",
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=periods,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(actions.SnsAction(self.topic))
+            alarms.append(alarm)
+        return alarms
+
+    def _guardrails(self, endpoint: EndpointSettings) -> Any:
+        routing: dict[str, Any] = {
+            "type": endpoint.deployment.upper(),
+            "wait_interval_in_seconds": endpoint.bake_minutes * 60,
+        }
+        step = sagemaker.CfnEndpoint.CapacitySizeProperty(
+            type="CAPACITY_PERCENT", value=endpoint.canary_percent
+        )
+        if endpoint.deployment == "canary":
+            routing["canary_size"] = step
+        elif endpoint.deployment == "linear":
+            routing["linear_step_size"] = step
+        return sagemaker.CfnEndpoint.DeploymentConfigProperty(
+            blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                    **routing
+                ),
+                termination_wait_in_seconds=300,
+                maximum_execution_timeout_in_seconds=3600,
+            ),
+            auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                # Literal names (the alarms' fixed names), not references: the alarms watch this
+                # endpoint by name, so a reference back would be a cycle.
+                alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=n) for n in self.alarm_names]
+            ),
+        )
+
+    def _autoscaling(self, endpoint: EndpointSettings) -> None:
+        target = autoscaling.ScalableTarget(
+            self,
+            "Scaling",
+            service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=endpoint.min_capacity,
+            max_capacity=endpoint.max_capacity,
+            # SageMaker's service-linked role for Application Auto Scaling (created on first use).
+            role=iam.Role.from_role_arn(
+                self,
+                "ScalingRole",
+                f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:role/aws-service-role/"
+                "sagemaker.application-autoscaling.amazonaws.com/"
+                "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+            ),
+        )
+        target.node.add_dependency(self.endpoint)
+        target.scale_to_track_metric(
+            "InvocationsPerInstance",
+            target_value=endpoint.invocations_per_instance_per_minute,
+            predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+            scale_in_cooldown=cdk.Duration.minutes(5),
+            scale_out_cooldown=cdk.Duration.minutes(1),
+        )
+
+    def _dashboard(self, endpoint: EndpointSettings) -> None:
+        host = "/aws/sagemaker/Endpoints"
+        widgets: list[cloudwatch.IWidget] = [
+            cloudwatch.GraphWidget(title="Invocations", left=[self._metric("Invocations", "Sum")]),
+            cloudwatch.GraphWidget(
+                title="Model latency (us)",
+                left=[self._metric("ModelLatency", s) for s in ("p50", "p99")],
+            ),
+            cloudwatch.GraphWidget(
+                title="Errors",
+                left=[
+                    self._metric("Invocation4XXErrors", "Sum"),
+                    self._metric("Invocation5XXErrors", "Sum"),
+                ],
+            ),
+        ]
+        if not endpoint.serverless:
+            widgets.append(
+                cloudwatch.GraphWidget(
+                    title="CPU and memory (%)",
+                    left=[
+                        self._metric("CPUUtilization", "Average", host),
+                        self._metric("MemoryUtilization", "Average", host),
+                    ],
+                )
+            )
+        cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=self.endpoint_name, widgets=[widgets]
+        )

@@ -1,0 +1,118 @@
+"""The model deploy stacks: staging (serverless) and prod (instances with guardrails)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import build_app
+from infra.settings import EndpointSettings
+from mlops.errors import MlopsError
+
+from .conftest import load_templates, resources
+
+
+@pytest.fixture(scope="module")
+def prod(cdk_outs: dict[str, Path]) -> dict[str, Any]:
+    return load_templates(cdk_outs["prod"])["mlops-prod-model-deploy"]
+
+
+@pytest.fixture(scope="module")
+def staging(cdk_outs: dict[str, Path]) -> dict[str, Any]:
+    return load_templates(cdk_outs["staging"])["mlops-staging-model-deploy"]
+
+
+def test_dev_has_no_endpoint(templates: dict[str, dict[str, Any]]) -> None:
+    assert "mlops-dev-model-deploy" not in templates
+
+
+def test_model_comes_from_the_ssm_parameter_at_deploy_time(prod: dict[str, Any]) -> None:
+    (model,) = resources(prod, "AWS::SageMaker::Model")
+    assert model["EnableNetworkIsolation"] is True
+    (reference,) = [
+        p
+        for p in prod["Parameters"].values()
+        if p.get("Default") == "/mlops/prod/model-package-arn"
+    ]
+    assert reference["Type"] == "AWS::SSM::Parameter::Value<String>"
+
+
+def test_prod_endpoint_has_guardrails_capture_kms_and_scaling(prod: dict[str, Any]) -> None:
+    (config,) = resources(prod, "AWS::SageMaker::EndpointConfig")
+    (variant,) = config["ProductionVariants"]
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 2)
+    assert "KmsKeyId" in config
+    capture = config["DataCaptureConfig"]
+    assert capture["InitialSamplingPercentage"] == 20 and capture["EnableCapture"] is True
+    (endpoint,) = resources(prod, "AWS::SageMaker::Endpoint")
+    assert endpoint["EndpointName"] == "mlops-prod"
+    policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert policy["Type"] == "CANARY" and policy["CanarySize"] == {
+        "Type": "CAPACITY_PERCENT",
+        "Value": 10,
+    }
+    rollback = {
+        a["AlarmName"] for a in endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    }
+    assert rollback == {f"mlops-prod-{n}" for n in ("Errors5xx", "LatencyP99", "Cpu", "Memory")}
+    (target,) = resources(prod, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 4)
+    (scaling,) = resources(prod, "AWS::ApplicationAutoScaling::ScalingPolicy")
+    tracking = scaling["TargetTrackingScalingPolicyConfiguration"]
+    assert (
+        tracking["PredefinedMetricSpecification"]["PredefinedMetricType"]
+        == "SageMakerVariantInvocationsPerInstance"
+    )
+    alarms = resources(prod, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 4 and all(a["AlarmActions"] for a in alarms)
+    (topic,) = resources(prod, "AWS::SNS::Topic")
+    assert "KmsMasterKeyId" in topic
+    assert resources(prod, "AWS::CloudWatch::Dashboard")
+
+
+def test_staging_is_serverless_without_guardrails(staging: dict[str, Any]) -> None:
+    (config,) = resources(staging, "AWS::SageMaker::EndpointConfig")
+    (variant,) = config["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert "DataCaptureConfig" not in config and "KmsKeyId" not in config
+    (endpoint,) = resources(staging, "AWS::SageMaker::Endpoint")
+    assert "DeploymentConfig" not in endpoint
+    assert not resources(staging, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert len(resources(staging, "AWS::CloudWatch::Alarm")) == 2
+
+
+def test_a_model_package_arn_from_context_wins(tmp_path: Path) -> None:
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-tabular/7"
+    build_app(
+        {"stage": "staging", "model_package_arn": arn}, outdir=str(tmp_path), validate=False
+    ).synth()
+    template = json.loads((tmp_path / "mlops-staging-model-deploy.template.json").read_text())
+    (model,) = resources(template, "AWS::SageMaker::Model")
+    assert model["Containers"] == [{"ModelPackageName": arn}]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ({"min_capacity": 3, "max_capacity": 2}, "min_capacity 3 is above max_capacity 2"),
+        ({"serverless_memory_mb": 1500}, "must be a 1024 MB step"),
+        ({"serverless_memory_mb": 8192}, "serverless_memory_mb"),
+        ({"instance_type": "m5.large"}, "instance_type"),
+        ({"deployment": "yolo"}, "deployment"),
+        ({"data_capture_percent": 120}, "data_capture_percent"),
+    ],
+)
+def test_bad_endpoint_settings_are_explained(
+    endpoint: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(MlopsError) as caught:
+        build_app({"stages": {"dev": {"endpoint": endpoint}}}, outdir=str(tmp_path))
+    assert message in str(caught.value)
+
+
+def test_endpoint_defaults_are_consistent() -> None:
+    settings = EndpointSettings()
+    assert settings.min_capacity <= settings.initial_instance_count <= settings.max_capacity
