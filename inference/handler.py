@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from inference.errors import BadRequest, ModelError, NotAcceptable, UnsupportedContentType
+from sagemaker_jobs.features import MISSING, category_text
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ CSV, JSON, JSONLINES, NPY = (
 CONTENT_TYPES = (CSV, JSON, JSONLINES, NPY)
 ACCEPTS = (JSON, CSV, JSONLINES)
 _ALIASES = {"application/x-jsonlines": JSONLINES, "application/jsonl": JSONLINES}
-# Cells that mean "missing" (the common ones pandas reads as NaN); the model imputes them.
-MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
 
 
 @dataclass(frozen=True)
@@ -148,12 +147,19 @@ class ModelHandler:
 
     @staticmethod
     def _npy_rows(body: bytes) -> list[Any]:
+        stream = io.BytesIO(body)
         try:
-            array = np.load(io.BytesIO(body), allow_pickle=False)
+            # Check the declared shape against the body before numpy allocates for it.
+            fmt = np.lib.format
+            version = fmt.read_magic(stream)  # an NPZ archive (or anything else) fails here
+            header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = header(stream)
+            if int(np.prod(shape, dtype=object)) * dtype.itemsize > len(body):
+                raise ValueError(f"the header declares shape {shape}, larger than the body")
+            stream.seek(0)
+            array = np.load(stream, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise BadRequest(
-                f"cannot read the NPY body (object arrays are refused): {exc}"
-            ) from exc
+            raise BadRequest(f"cannot read the NPY body (one array, no objects): {exc}") from exc
         if array.ndim == 1:
             array = array.reshape(1, -1)
         if array.ndim != 2 or array.shape[0] == 0:
@@ -190,7 +196,7 @@ class ModelHandler:
             if feature.kind == "numeric":
                 columns[feature.name] = _numbers(cells, feature.name)
             else:
-                columns[feature.name] = [_text(c) for c in cells]
+                columns[feature.name] = [category_text(c) for c in cells]
         return pd.DataFrame(columns)
 
     def _array(self, rows: Sequence[Any]) -> np.ndarray:
@@ -199,7 +205,9 @@ class ModelHandler:
         widths = {len(r) if isinstance(r, (list, tuple)) else -1 for r in rows}
         if widths != {self._width} and self._width is not None:
             raise BadRequest(f"every row needs {self._width} values; got rows of {sorted(widths)}")
-        return np.array([_numbers(list(r), f"column {i}") for i, r in enumerate(rows)], dtype=float)
+        width = len(rows[0])
+        columns = [_numbers([row[j] for row in rows], f"column {j}") for j in range(width)]
+        return np.array(columns, dtype=float).T.reshape(len(rows), width)
 
     # predict_fn -----------------------------------------------------------------------
     def predict_fn(
@@ -254,7 +262,7 @@ def _records(prediction: Prediction) -> Iterable[dict[str, Any]]:
 def _loads(text: str, where: str = "the body") -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, and integers too long to convert
         raise BadRequest(f"{where} is not valid JSON: {exc}") from exc
 
 
@@ -268,7 +276,7 @@ def _numbers(cells: list[Any], name: str) -> list[float]:
             raise BadRequest(f"feature {name!r} is numeric; got the boolean {cell!r}")
         try:
             value = float(cell)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise BadRequest(
                 f"feature {name!r} is numeric; {str(cell)[:40]!r} is not a number"
             ) from None
@@ -280,11 +288,6 @@ def _numbers(cells: list[Any], name: str) -> list[float]:
     return values
 
 
-def _text(cell: Any) -> Any:
-    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
-        return None
-    text = str(cell).strip()
-    return None if text.lower() in MISSING else text
 
 
 def _csv_cell(value: Any) -> str:

@@ -136,13 +136,11 @@ def run(
     store = LocalObjectStore(home.store)
     source = data or DEMO_DATA
     overrides.setdefault("InputDataUri", upload_dataset(store, source))
-    for name, value in (
-        ("TargetColumn", target or (None if data else DEMO_TARGET)),
-        ("ProblemType", problem_type),
-        ("ColumnTypes", column_types),
-    ):
+    for name, value in (("TargetColumn", target), ("ProblemType", problem_type), ("ColumnTypes", column_types)):
         if value is not None:
             overrides[name] = value
+    if data is None:
+        overrides.setdefault("TargetColumn", DEMO_TARGET)  # the demo's target, unless -p names one
     err.print(f"Building the pipeline definition and running it on {source} ...")
     definition = json.loads(definition_json(local_settings()))
     registry = LocalModelRegistry(home.registry)

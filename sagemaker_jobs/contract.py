@@ -96,6 +96,7 @@ def run_job(name: str, body: Callable[[Paths], None], paths: Paths | None = None
     """
     configure_logging()
     paths = paths or Paths.from_env()
+    paths.failure_file.unlink(missing_ok=True)  # a reason from an earlier run is not this run's
     try:
         body(paths)
     except JobError as exc:

@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from sagemaker_jobs.contract import JobError
+from sagemaker_jobs.features import category_text
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,8 @@ def prepare(table: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, Schema]:
         kind = declared or infer_kind(name, column)
         if kind == "numeric":
             table[name] = _coerce_numeric(name, column, declared=declared is not None)
+        elif kind == "categorical":
+            table[name] = column.map(category_text)  # the form the model server will send
         if declared is None and _is_identifier(table[name], kind):
             log.warning("dropped column %r: unique per row, so an identifier, not a feature", name)
             dropped[name] = "identifier"

@@ -5,10 +5,35 @@ Kept free of anything but numpy and pandas: the model server unpickles this modu
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 DATE_PARTS = ("year", "month", "day", "dayofweek", "epoch_days")
+# Cells that mean "missing" (the common ones pandas reads as NaN); the model imputes them.
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none"})
+
+
+def category_text(value: Any) -> str | None:
+    """One text form per category, the same at training and serving time: the float 111.0
+    (pandas reads an integer column with a blank as floats) and the request's 111 are both
+    "111"; True and "TRUE" are "true"; missing markers are None."""
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if float(value).is_integer() else str(float(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    text = str(value).strip()
+    if text.lower() in MISSING:
+        return None
+    return text.lower() if text.lower() in ("true", "false") else text
 
 
 def date_parts(frame: pd.DataFrame) -> np.ndarray:

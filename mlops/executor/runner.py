@@ -7,13 +7,16 @@ registration step writes to the local registry. Step types are dispatched throug
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import tarfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,6 +104,8 @@ def resolve_parameters(definition: dict[str, Any], overrides: dict[str, str]) ->
             values[name] = _CASTS[spec["Type"]](raw)
         except (KeyError, ValueError) as exc:
             raise MlopsError(f"parameter {name} is {spec['Type']}; {raw!r} is not one") from exc
+        if isinstance(values[name], float) and not math.isfinite(values[name]):
+            raise MlopsError(f"parameter {name} must be a finite number; got {raw!r}")
         allowed = spec.get("EnumValues")
         if allowed and values[name] not in allowed:
             raise MlopsError(f"parameter {name} must be one of {allowed}; got {raw!r}")
@@ -182,7 +187,13 @@ class LocalPipelineExecutor:
         }
 
     def run(self, definition: dict[str, Any], overrides: dict[str, str]) -> ExecutionRecord:
-        """Run one execution to its end and return its record; raise if it failed or stopped."""
+        """Run one execution to its end and return its record; raise if it failed or stopped.
+
+        SIGTERM (a CI cancel, `kill`, `timeout`) stops it the way Ctrl-C does."""
+        with _sigterm_as_interrupt():
+            return self._run(definition, overrides)
+
+    def _run(self, definition: dict[str, Any], overrides: dict[str, str]) -> ExecutionRecord:
         ordered, needs = plan(definition)
         for candidate in ordered:
             if candidate["Type"] not in self._handlers:
@@ -236,10 +247,16 @@ class LocalPipelineExecutor:
                 self.reporter.step_finished(step)
                 raise ExecutionFailed(str(record.failure_reason), record.run_dir) from exc
             except KeyboardInterrupt as exc:
-                step.finish("Stopped", "stopped by the user (Ctrl-C)")
+                step.finish("Stopped", "stopped by the user (Ctrl-C or SIGTERM)")
                 record.finish("Stopped", f"stopped by the user during step {name}")
                 self.reporter.step_finished(step)
                 raise ExecutionStopped(str(record.failure_reason), record.run_dir) from exc
+            except Exception as exc:  # the executor's own fault (disk full, ...): record, then report
+                reason = f"{type(exc).__name__}: {exc}"
+                step.finish("Failed", reason)
+                record.finish("Failed", f"Step {name} failed: {reason}")
+                self.reporter.step_finished(step)
+                raise ExecutionFailed(str(record.failure_reason), record.run_dir) from exc
             properties[name] = outcome.properties
             files.update(outcome.property_files)
             skipped.update(outcome.skip)
@@ -286,8 +303,10 @@ class LocalPipelineExecutor:
         root = paths.root
         paths.failure_file.unlink(missing_ok=True)
         project = str(Path(sagemaker_jobs.__file__).resolve().parent.parent)
+        # The caller's own SM_* variables would redirect the job's channels and model dir.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("SM_") and k != ROOT_ENV}
         child_env = {
-            **os.environ,
+            **inherited,
             **env,
             ROOT_ENV: str(root),
             "PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")])),
@@ -477,6 +496,22 @@ class LocalPipelineExecutor:
             properties={"ModelPackageArn": package.arn},
             outputs={"ModelPackageArn": package.arn, "ModelPackageVersion": package.version},
         )
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _opt_ml(step_dir: Path) -> Paths:

@@ -37,6 +37,12 @@ def predict(handler: ModelHandler, body: bytes, content_type: str) -> list:
     return handler.predict_fn(handler.input_fn(body, content_type)).labels
 
 
+def _npz() -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, rows=np.zeros((1, 7)))
+    return buffer.getvalue()
+
+
 def _npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
@@ -140,11 +146,25 @@ def test_probabilities_are_asked_by_accept_parameter_or_custom_attribute() -> No
             _npy(np.array([[object()]], dtype=object)),
             "application/x-npy",
             BadRequest,
-            "object arrays are refused",
+            "one array, no objects",
         ),
         (b"not npy at all", "application/x-npy", BadRequest, "cannot read the NPY body"),
         (_npy(np.zeros((2, 2, 2))), "application/x-npy", BadRequest, "shape (2, 2, 2)"),
         (b'{"a": 1}\n[1,2', "application/jsonlines", BadRequest, "line 2 is not valid JSON"),
+        (b"[[" + b"9" * 5000 + b"]]", "application/json", BadRequest, "not valid JSON"),
+        (
+            json.dumps([dict(RECORD, body_mass_g=10**400)]).encode(),
+            "application/json",
+            BadRequest,
+            "not a number",
+        ),
+        (_npz(), "application/x-npy", BadRequest, "one array, no objects"),
+        (
+            _npy(np.zeros((3, 7))).replace(b"(3, 7)", b"(10000000000, 7)"),
+            "application/x-npy",
+            BadRequest,
+            "larger than the body",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_client_error(
@@ -185,3 +205,32 @@ def test_bring_your_own_model_without_manifest(
 def test_nothing_to_serve(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="nothing to serve"):
         model_fn(tmp_path)
+
+
+def test_categories_have_one_text_form_in_training_and_serving() -> None:
+    import pandas as pd
+
+    from sagemaker_jobs.data import DataSpec, prepare
+    from sagemaker_jobs.features import category_text
+
+    frame = pd.DataFrame(
+        {"zip": [111, None, 222] * 10, "flag": [True, False, True] * 10, "y": ["a", "b", "c"] * 10}
+    )
+    table, _ = prepare(
+        frame, DataSpec(target="y", column_types={"zip": "categorical", "flag": "categorical"})
+    )
+    assert set(table["zip"].dropna()) == {
+        "111",
+        "222",
+    }  # not "111.0": pandas read the column as floats
+    assert set(table["flag"]) == {"true", "false"}
+    assert [category_text(v) for v in (111, "111", 111.0, "TRUE", True, "NA", None, " x ")] == [
+        "111",
+        "111",
+        "111",
+        "true",
+        "true",
+        None,
+        None,
+        "x",
+    ]
