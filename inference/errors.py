@@ -37,8 +37,3 @@ class ModelError(InferenceError):
 
     status = 424
     error_type = "ModelError"
-
-
-class ModelNotReady(InferenceError):
-    status = 503
-    error_type = "ServiceUnavailable"

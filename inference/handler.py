@@ -190,7 +190,7 @@ class ModelHandler:
                     f"row {number} has {len(row)} values; the model expects {width} ({', '.join(names)})"
                 )
             matrix.append(row)
-        columns = {}
+        columns: dict[str, list[Any]] = {}
         for index, feature in enumerate(self.features):
             cells = [row[index] for row in matrix]
             if feature.kind == "numeric":
@@ -286,8 +286,6 @@ def _numbers(cells: list[Any], name: str) -> list[float]:
             )
         values.append(value)
     return values
-
-
 
 
 def _csv_cell(value: Any) -> str:

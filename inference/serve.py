@@ -21,14 +21,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--host")
-    args, _ = parser.parse_known_args([a for a in (argv or []) if a != "serve"])
-    return args
+    argv = list(argv or [])
+    if argv[:1] == ["serve"]:  # SageMaker starts the container as `serve`
+        argv = argv[1:]
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(message)s", stream=sys.stdout
-    )
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        print(
+            f"serve: LOG_LEVEL {level!r} is not DEBUG, INFO, WARNING, ERROR or CRITICAL",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stdout)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = from_env(
@@ -57,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=False,  # the app logs one structured line per request itself
         timeout_keep_alive=75,
         timeout_graceful_shutdown=30,  # SageMaker sends SIGKILL 30 s after SIGTERM
-        log_level=os.environ.get("LOG_LEVEL", "info").lower(),
+        log_level=level.lower(),
     )
     return 0
 

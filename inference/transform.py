@@ -62,12 +62,12 @@ def transform_file(
     partial = target.with_name(target.name + ".partial")
     try:
         with source.open("rb") as reader, partial.open("wb") as writer:
-            for body in batches(reader, max_bytes):
+            for number, body in enumerate(batches(reader, max_bytes), 1):
                 try:
                     data = handler.input_fn(body, content_type)
                     prediction = handler.predict_fn(data)
                 except InferenceError as exc:
-                    raise type(exc)(f"{source.name}, batch {stats.batches + 1}: {exc}") from exc
+                    raise type(exc)(f"{source.name}, batch {number}: {exc}") from exc
                 writer.write(handler.output_fn(prediction, accept))
                 stats.records += len(prediction.labels)
                 stats.batches += 1
@@ -87,6 +87,10 @@ def transform(
     accept: str = "text/csv",
     max_payload_mb: float = 6,
 ) -> TransformStats:
+    if source.is_dir() and output.resolve().is_relative_to(source.resolve()):
+        raise BadRequest(
+            f"the output folder {output} is inside the input {source}; pick one outside it"
+        )
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
     if not files:
         raise BadRequest(f"no input files under {source}")

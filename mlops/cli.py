@@ -15,7 +15,7 @@ from rich.status import Status
 from rich.table import Column, Table
 
 from mlops.endpoints import LocalEndpoints
-from mlops.errors import ExecutionFailed, MlopsError
+from mlops.errors import ExecutionFailed, MlopsError, NotFound
 from mlops.executor.records import ExecutionRecord, StepRecord, find_execution, list_executions
 from mlops.home import Home
 from mlops.registry import LocalModelRegistry, ModelPackage
@@ -136,7 +136,11 @@ def run(
     store = LocalObjectStore(home.store)
     source = data or DEMO_DATA
     overrides.setdefault("InputDataUri", upload_dataset(store, source))
-    for name, value in (("TargetColumn", target), ("ProblemType", problem_type), ("ColumnTypes", column_types)):
+    for name, value in (
+        ("TargetColumn", target),
+        ("ProblemType", problem_type),
+        ("ColumnTypes", column_types),
+    ):
         if value is not None:
             overrides[name] = value
     if data is None:
@@ -337,7 +341,7 @@ def endpoint_invoke(
 ) -> None:
     """Send a file to a local endpoint through the SageMaker Runtime path; print the answer."""
     if not file.is_file():
-        raise MlopsError(f"--file {file} does not exist")
+        raise NotFound(f"--file {file} does not exist")
     kind = content_type or _CONTENT_TYPES.get(file.suffix.lower(), "text/csv")
     result = _endpoints().invoke(
         name, file.read_bytes(), kind, accept, "probabilities=true" if probabilities else None
@@ -392,31 +396,38 @@ def transform(
     max_payload_mb: Annotated[float, typer.Option(min=0.001, max=100)] = 6,
 ) -> None:
     """Score files like a SageMaker Batch Transform job (line split, multi-record batches)."""
-    import tarfile
     import tempfile
     import time
 
     from inference.errors import InferenceError
-    from inference.handler import model_fn
+    from inference.handler import ACCEPTS, CSV, JSONLINES, media_type, model_fn
     from inference.transform import transform as run_transform
+    from mlops.local import unpack_package
 
     if not input.exists():
-        raise MlopsError(f"--input {input} does not exist")
+        raise NotFound(f"--input {input} does not exist")
+    if media_type(content_type)[0] not in (CSV, JSONLINES):
+        raise MlopsError(
+            f"--content-type {content_type!r}: line-split transform takes {CSV} or {JSONLINES}"
+        )
+    if media_type(accept)[0] not in ACCEPTS:
+        raise MlopsError(f"--accept {accept!r}: use one of {', '.join(ACCEPTS)}")
     home = _home()
     package = LocalModelRegistry(home.registry).describe_model_package(group, model)
-    archive = LocalObjectStore(home.store).path_for(package.model_data_url)
+    home.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=home.root) as scratch:
-        with tarfile.open(archive) as tar:
-            tar.extractall(scratch, filter="data")
-        handler = model_fn(Path(scratch))
+        try:
+            handler = model_fn(unpack_package(LocalObjectStore(home.store), package, Path(scratch)))
+        except RuntimeError as exc:  # a model that fails its sha256 check, or nothing to serve
+            raise MlopsError(str(exc)) from exc
         started = time.perf_counter()
         try:
             stats = run_transform(
                 handler,
                 input,
                 output,
-                content_type=content_type,
-                accept=accept,
+                content_type=media_type(content_type)[0],
+                accept=media_type(accept)[0],
                 max_payload_mb=max_payload_mb,
             )
         except InferenceError as exc:

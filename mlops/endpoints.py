@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import sys
-import tarfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from urllib.parse import quote
 
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
+from mlops.local import unpack_package
 from mlops.registry import ModelPackage, ModelRegistry
 from mlops.store import LocalObjectStore
 
@@ -47,6 +47,7 @@ class EndpointRecord:
     started: str
     workers: int
     capture_dir: str | None = None
+    pid_started: str = ""  # the process's start time: a reused pid is not our server
     status: str = "InService"
 
 
@@ -64,18 +65,31 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _alive(pid: int) -> bool:
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state first), or None if gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str:
+    fields = _proc_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else ""  # field 22 of stat: start time
+
+
+def _alive(pid: int, started: str = "") -> bool:
+    """Our process, still running: not gone, not a zombie, and not a reused pid."""
+    fields = _proc_stat(pid)
+    if fields is None or fields[0] == "Z":
         return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not alive for our purposes.
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        return state != "Z"
-    return True
+    return not started or (len(fields) > 19 and fields[19] == started)
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _spawn_detached(argv: list[str], env: dict[str, str], log_file: Path) -> int:
@@ -144,7 +158,8 @@ class LocalEndpoints:
                 )
             )
         record = EndpointRecord(**json.loads(path.read_text(encoding="utf-8")))
-        record.status = "InService" if _alive(record.pid) and _ping(record.port) else "Stale"
+        serving = _alive(record.pid, record.pid_started) and _ping(record.port)
+        record.status = "InService" if serving else "Stale"
         return record
 
     def list(self) -> list[EndpointRecord]:
@@ -200,15 +215,9 @@ class LocalEndpoints:
         package = self.choose_package(group, version)
         model_dir = folder / "model"
         shutil.rmtree(model_dir, ignore_errors=True)
-        model_dir.mkdir(parents=True)
-        archive = self.store.path_for(package.model_data_url)
-        try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(model_dir, filter="data")
-        except (OSError, tarfile.TarError) as exc:
-            raise MlopsError(
-                f"cannot unpack the model of version {package.version} ({archive}): {exc}"
-            ) from exc
+        unpack_package(self.store, package, model_dir)
+        if port and _port_taken(port):
+            raise MlopsError(f"port {port} is already in use; pick another --port or leave it out")
         port = port or free_port()
         capture_dir = folder / "capture" if capture_percent > 0 else None
         env = {**os.environ, "MLOPS_ENDPOINT_NAME": name, "LOG_LEVEL": "INFO"}
@@ -247,18 +256,23 @@ class LocalEndpoints:
             started=datetime.now(UTC).isoformat(timespec="seconds"),
             workers=workers,
             capture_dir=str(capture_dir) if capture_dir else None,
+            pid_started=_start_time(pid),
         )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not _ping(port, timeout=0.5):
-            if _exited(pid) or time.monotonic() > deadline:
-                self._stop(record)
+        try:
+            # Our process must be the one answering: check it is alive before each ping.
+            while not _exited(pid) and not _ping(port, timeout=0.5) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _exited(pid) or not _ping(port, timeout=0.5):
                 tail = (
                     log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
                 )
                 raise MlopsError(
                     f"endpoint {name!r} did not start; last log lines:\n" + "\n".join(tail)
                 )
-            time.sleep(0.1)
+        except BaseException:
+            self._stop(record)  # Ctrl-C or a failed start leaves no server behind
+            raise
         (folder / "endpoint.json").write_text(
             json.dumps(asdict(record), indent=2), encoding="utf-8"
         )
@@ -266,15 +280,16 @@ class LocalEndpoints:
 
     def _stop(self, record: EndpointRecord) -> None:
         """SIGTERM (in-flight requests finish), then SIGKILL after the grace period."""
-        if not _alive(record.pid):
-            return
+        if not _alive(record.pid, record.pid_started):
+            return  # gone, or the pid now belongs to another process: never signal that one
         with contextlib.suppress(ProcessLookupError):
             os.killpg(record.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while _alive(record.pid) and time.monotonic() < deadline:
+        while _alive(record.pid, record.pid_started) and time.monotonic() < deadline:
+            _exited(record.pid)  # reap it if it is our own child
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):
-            if _alive(record.pid):
+            if _alive(record.pid, record.pid_started):
                 os.killpg(record.pid, signal.SIGKILL)
 
     def delete(self, name: str) -> EndpointRecord:

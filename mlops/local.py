@@ -6,7 +6,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from mlops.errors import MlopsError
+from mlops.errors import MlopsError, NotFound
+from mlops.registry import ModelPackage
 from mlops.store import LocalObjectStore
 from sagemaker_jobs.pipeline import PipelineSettings
 
@@ -44,16 +45,32 @@ def local_settings(code_version: str | None = None) -> PipelineSettings:
     )
 
 
+def unpack_package(store: LocalObjectStore, package: ModelPackage, into: Path) -> Path:
+    """Unpack a registered version's model.tar.gz into ``into``; return the model folder."""
+    from sagemaker_jobs import artifacts  # scikit-learn and pandas: only when a model is needed
+    from sagemaker_jobs.contract import JobError
+
+    try:
+        return artifacts.unpack(store.path_for(package.model_data_url), into)
+    except JobError as exc:
+        raise MlopsError(f"{package.group} version {package.version}: {exc}") from exc
+
+
 def upload_dataset(store: LocalObjectStore, source: Path) -> str:
     """Put a data file (or a directory of them) in the store under its content hash."""
     if not source.exists():
-        raise MlopsError(f"data {source} does not exist; pass a CSV/Parquet file or a directory")
+        raise NotFound(f"data {source} does not exist; pass a CSV/Parquet file or a directory")
     files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
     if not files:
         raise MlopsError(f"data directory {source} is empty")
+    # Names count as well as bytes: a renamed file is a different data set, not a duplicate.
+    base = source if source.is_dir() else source.parent
     digest = hashlib.sha256()
     for path in files:
-        digest.update(path.read_bytes())
+        digest.update(str(path.relative_to(base)).encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     prefix = f"s3://{LOCAL_BUCKET}/datasets/{digest.hexdigest()[:16]}"
     uri = prefix if source.is_dir() else f"{prefix}/{source.name}"
     return store.put(source, uri)

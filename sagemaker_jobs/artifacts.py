@@ -58,6 +58,8 @@ def unpack(location: Path, into: Path) -> Path:
     """Return a directory holding the model: unpack ``model.tar.gz`` if that is what we got."""
     archive = location if location.is_file() else location / ARCHIVE
     if not archive.exists():
+        if not location.exists():
+            raise JobError(f"model {location} does not exist")
         if (location / MANIFEST_FILE).exists():
             return location
         raise JobError(

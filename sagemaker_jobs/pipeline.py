@@ -154,7 +154,9 @@ def _build(settings: PipelineSettings) -> Pipeline:
     processing_count = ParameterInteger("ProcessingInstanceCount", default_value=1)
     training_type = ParameterString("TrainingInstanceType", default_value=s.training_instance_type)
     quality_metric = ParameterString(
-        "QualityMetric", default_value="auto", enum_values=["auto", "accuracy", "f1", "roc_auc", "r2"]
+        "QualityMetric",
+        default_value="auto",
+        enum_values=["auto", "accuracy", "f1", "roc_auc", "r2"],
     )
     threshold = ParameterFloat("QualityThreshold", default_value=s.quality_threshold)
     approval = ParameterString(

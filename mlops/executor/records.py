@@ -68,9 +68,6 @@ class ExecutionRecord:
         self.status, self.failure_reason, self.end_time = status, failure_reason, now()
         self.save()
 
-    def step(self, name: str) -> StepRecord:
-        return next(s for s in self.steps if s.name == name)
-
     @classmethod
     def load(cls, path: Path) -> ExecutionRecord:
         raw = json.loads(path.read_text(encoding="utf-8"))

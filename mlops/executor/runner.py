@@ -29,10 +29,10 @@ from mlops.executor.expressions import Context, ExpressionError
 from mlops.executor.records import ExecutionRecord, StepRecord, now
 from mlops.home import Home
 from mlops.registry import ModelRegistry
+from mlops.registry.local import LOCAL_ACCOUNT
 from mlops.store import LocalObjectStore
 from sagemaker_jobs.contract import ROOT_ENV, JobError, Paths
 
-LOCAL_ACCOUNT = "000000000000"
 # What the project image does when started with a command (see the Dockerfile): SageMaker
 # training runs `docker run IMAGE train`; here the same module runs in a child process.
 IMAGE_COMMANDS = {"train": ["-m", "sagemaker_jobs.train", "train"]}
@@ -251,7 +251,9 @@ class LocalPipelineExecutor:
                 record.finish("Stopped", f"stopped by the user during step {name}")
                 self.reporter.step_finished(step)
                 raise ExecutionStopped(str(record.failure_reason), record.run_dir) from exc
-            except Exception as exc:  # the executor's own fault (disk full, ...): record, then report
+            except (
+                Exception
+            ) as exc:  # the executor's own fault (disk full, ...): record, then report
                 reason = f"{type(exc).__name__}: {exc}"
                 step.finish("Failed", reason)
                 record.finish("Failed", f"Step {name} failed: {reason}")
@@ -304,7 +306,9 @@ class LocalPipelineExecutor:
         paths.failure_file.unlink(missing_ok=True)
         project = str(Path(sagemaker_jobs.__file__).resolve().parent.parent)
         # The caller's own SM_* variables would redirect the job's channels and model dir.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("SM_") and k != ROOT_ENV}
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith("SM_") and k != ROOT_ENV
+        }
         child_env = {
             **inherited,
             **env,

@@ -64,3 +64,14 @@ def test_serving_imports_no_sdk_no_cdk_no_cli() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_serve_rejects_unknown_options_and_log_levels(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--wokers", "4"])
+    assert "unrecognized arguments: --wokers" in capsys.readouterr().err
+    monkeypatch.setenv("LOG_LEVEL", "verbose")
+    assert main(["serve", "--model-dir", str(tmp_path)]) == 2
+    assert "LOG_LEVEL 'VERBOSE'" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from mlops.cli import main
+from mlops.errors import MlopsError
 from mlops.home import Home
 from mlops.registry import LocalModelRegistry
 
@@ -30,7 +31,6 @@ def test_definition_prints_the_pipeline_json(
     [
         (["pipeline", "run", "--data", "x.csv"], "--data needs --target"),
         (["pipeline", "run", "--param", "QualityThreshold"], "write Name=Value"),
-        (["pipeline", "run", "--data", "missing.csv", "--target", "y"], "does not exist"),
         (
             ["pipeline", "run", "--param", "QualityThreshold=high"],
             "parameter QualityThreshold is Float",
@@ -44,6 +44,46 @@ def test_bad_run_arguments_are_explained(
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not home.runs.exists()
+
+
+def test_missing_files_exit_3(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pipeline", "run", "--data", "missing.csv", "--target", "y"]) == 3
+    assert "missing.csv does not exist" in capsys.readouterr().err
+    assert main(["endpoint", "invoke", "demo", "--file", "missing.csv"]) == 3
+    assert main(["transform", "--model", "1", "--input", "missing", "--output", "out"]) == 3
+
+
+def test_transform_options_are_checked_before_any_work(
+    home: Home, capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    (tmp_path / "in.csv").write_text("1,2\n")
+    base = [
+        "transform",
+        "--model",
+        "1",
+        "--input",
+        str(tmp_path / "in.csv"),
+        "--output",
+        str(tmp_path / "o"),
+    ]
+    assert main([*base, "--content-type", "application/x-npy"]) == 2
+    assert "line-split transform takes" in capsys.readouterr().err
+    assert main([*base, "--accept", "text/html"]) == 2
+    assert "--accept 'text/html'" in capsys.readouterr().err
+
+
+def test_demo_target_yields_to_an_explicit_parameter(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, str] = {}
+
+    def fake_run(self: object, definition: object, overrides: dict[str, str]) -> None:
+        seen.update(overrides)
+        raise MlopsError("stop here")
+
+    monkeypatch.setattr("mlops.executor.runner.LocalPipelineExecutor.run", fake_run)
+    assert main(["pipeline", "run", "-p", "TargetColumn=island"]) == 2
+    assert seen["TargetColumn"] == "island"
 
 
 def test_steps_of_an_unknown_execution(home: Home, capsys: pytest.CaptureFixture[str]) -> None:

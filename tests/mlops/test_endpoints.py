@@ -146,3 +146,29 @@ def test_transform_scores_files_like_batch_transform(
     assert main([*args, "--output", str(failed_output)]) == 2  # the last --output wins
     assert "a.csv, batch 1" in capsys.readouterr().err
     assert not list(failed_output.rglob("a.csv.out*"))  # nothing half-written is left behind
+    assert main([*args, "--output", str(source / "out")]) == 2
+    assert "is inside the input" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_port_in_use_is_refused_and_a_reused_pid_is_not_ours(
+    home: Home, registered: LocalModelRegistry
+) -> None:
+    import socket
+
+    endpoints = LocalEndpoints(home, registered)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(MlopsError, match=f"port {busy.getsockname()[1]} is already in use"):
+            endpoints.deploy("busy", GROUP, port=busy.getsockname()[1])
+    assert not (home.root / "endpoints/busy/endpoint.json").exists()
+    record = endpoints.deploy("reused", GROUP, workers=1)
+    path = home.root / "endpoints/reused/endpoint.json"
+    saved = json.loads(path.read_text())
+    path.write_text(
+        json.dumps({**saved, "pid": os.getpid(), "pid_started": "1"})
+    )  # as after a reboot
+    assert endpoints.describe("reused").status == "Stale"
+    endpoints.delete("reused")  # must not signal this test process, whose pid the record now holds
+    os.killpg(record.pid, signal.SIGTERM)

@@ -150,3 +150,17 @@ def test_corrupt_input_fails_preprocess_and_registers_nothing(
     failure_file = Path(record.run_dir) / "steps/Preprocess/opt/ml/output/failure"
     assert reason in failure_file.read_text()
     assert packages(home) == []
+
+
+def test_dataset_uri_depends_on_names_as_well_as_bytes(tmp_path: Path) -> None:
+    from mlops.local import upload_dataset
+
+    store = LocalObjectStore(tmp_path / "store")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "first.csv").write_text("a,b\n1,2\n")
+    first = upload_dataset(store, folder)
+    (folder / "first.csv").rename(folder / "renamed.csv")
+    second = upload_dataset(store, folder)
+    assert first != second
+    assert [p.name for p in store.path_for(second).iterdir()] == ["renamed.csv"]
