@@ -8,7 +8,11 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export SAGEMAKER_VALIDATE_ROLE := false
 
-.PHONY: install run test test-fast check lint format clean definition
+STAGE ?= dev
+MODEL_PACKAGE_GROUP ?= mlops-tabular
+CDK := npx --no-install cdk
+
+.PHONY: install run test test-fast check lint format clean definition synth ci-build ci-deploy ci-smoke
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -39,6 +43,24 @@ check: $(PY_STAMP) ## format, lint, types
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+synth: install ## synthesize every stack of STAGE (offline, deterministic)
+	$(CDK) synth --quiet -c stage=$(STAGE)
+
+# CodeBuild (buildspec.yml) runs `make $$CI_TARGET`; these are the targets it may name.
+ci-build: check test synth ## CI: check, test, synth
+
+ci-deploy: install ## CI: deploy STAGE with the latest approved model package of the group
+	arn=$$(aws sagemaker list-model-packages --model-package-group-name $(MODEL_PACKAGE_GROUP) \
+		--model-approval-status Approved --sort-by CreationTime --sort-order Descending \
+		--max-results 1 --query 'ModelPackageSummaryList[0].ModelPackageArn' --output text) && \
+	test -n "$$arn" && test "$$arn" != None || { echo "no approved version in $(MODEL_PACKAGE_GROUP)"; exit 1; }; \
+	$(CDK) deploy "mlops-$(STAGE)-*" -c stage=$(STAGE) -c model_package_arn=$$arn --require-approval never
+
+ci-smoke: ## CI: invoke the STAGE endpoint with known rows and check the answer
+	aws sagemaker-runtime invoke-endpoint --endpoint-name mlops-$(STAGE) --content-type text/csv \
+		--accept application/json --body fileb://tests/smoke/rows.csv /tmp/smoke.json
+	grep -q '"predictions"' /tmp/smoke.json && cat /tmp/smoke.json
 
 format: $(PY_STAMP)
 	$(BIN)/ruff format .

@@ -7,11 +7,12 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from infra.cicd import CicdStack
 from infra.foundation import FoundationStack
 from infra.model_build import ModelBuildStack
 from infra.model_deploy import ModelDeployStack
 from infra.nag import acknowledge_findings
-from infra.settings import load_context, stage_settings
+from infra.settings import cicd_settings, load_context, stage_settings
 
 
 def build_app(
@@ -49,9 +50,11 @@ def build_app(
             env=env,
         )
         stacks.append(deploy)
+    cicd = CicdStack(app, "mlops-cicd", settings=cicd_settings(merged, settings), env=env)
+    stacks.append(cicd)
     for stack in stacks:
         cdk.Tags.of(stack).add("project", "mlops")
         cdk.Tags.of(stack).add("stage", stage)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
-    acknowledge_findings(foundation)
+    acknowledge_findings(foundation, cicd)
     return app

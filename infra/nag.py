@@ -10,6 +10,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
+from infra.cicd import CicdStack
 from infra.foundation import FoundationStack
 
 IAM5 = "AwsSolutions::AwsSolutions-IAM5"
@@ -22,14 +23,18 @@ def _accept(scope: IConstruct, findings: dict[str, str]) -> None:
     )
 
 
-def _objects(bucket: s3.Bucket) -> str:
-    """How cdk-nag spells ``<bucket ARN>/*``: the bucket's logical id, stable for its path."""
-    stack = cdk.Stack.of(bucket)
-    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
-    return f"{IAM5}[Resource::<{logical_id}.Arn>/*]"
+def _logical_id(construct: IConstruct) -> str:
+    """A resource's logical id as cdk-nag prints it (stable: it derives from the path)."""
+    stack = cdk.Stack.of(construct)
+    return str(stack.resolve(stack.get_logical_id(construct.node.default_child)))  # type: ignore[arg-type]
 
 
-def acknowledge_findings(foundation: FoundationStack) -> None:
+def _objects(bucket: s3.IBucket) -> str:
+    """How cdk-nag spells ``<bucket ARN>/*``."""
+    return f"{IAM5}[Resource::<{_logical_id(bucket)}.Arn>/*]"
+
+
+def acknowledge_findings(foundation: FoundationStack, cicd: CicdStack) -> None:
     """The model build and deploy stacks need none: they have no finding."""
     _accept(
         foundation.access_logs,
@@ -81,5 +86,32 @@ def acknowledge_findings(foundation: FoundationStack) -> None:
             "training job at run time.",
             f"{IAM5}[Resource::{sagemaker}:model-package/{foundation.model_package_group}/*]": "New versions "
             "of the stage's one model package group.",
+        },
+    )
+
+    project, region = _logical_id(cicd.project), cicd.region
+    _accept(
+        cicd,
+        {
+            f"{IAM5}[Action::kms:GenerateDataKey*]": "CodePipeline and CodeBuild encrypt artifacts with the "
+            "stack's own key only (CDK grant).",
+            f"{IAM5}[Action::kms:ReEncrypt*]": "Re-encrypting artifacts with the stack's own key only.",
+            f"{IAM5}[Action::s3:Abort*]": "Aborting multipart artifact uploads, artifact bucket only.",
+            f"{IAM5}[Action::s3:DeleteObject*]": "Replacing pipeline artifacts, artifact bucket only.",
+            f"{IAM5}[Action::s3:GetBucket*]": "Artifact and source bucket metadata (CDK grant).",
+            f"{IAM5}[Action::s3:GetObject*]": "Reading artifacts and the source zip (CDK grant).",
+            f"{IAM5}[Action::s3:List*]": "Listing the artifact bucket (CDK grant).",
+            f"{IAM5}[Resource::*]": "sagemaker:ListModelPackages has no resource-level permission; it "
+            "finds the approved version to deploy.",
+            _objects(
+                cicd.pipeline.artifact_bucket
+            ): "Pipeline artifacts get new keys on every run.",
+            f"{IAM5}[Resource::arn:<AWS::Partition>:codebuild:{region}:<AWS::AccountId>:report-group/"
+            f"<{project}>-*]": "CodeBuild test reports of this project only.",
+            f"{IAM5}[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/cdk-hnb659fds-*-"
+            "<AWS::AccountId>-<AWS::Region>]": "`cdk deploy` acts through the CDK bootstrap roles of this "
+            "account and region (deploy, file and image publishing, lookup).",
+            f"{IAM5}[Resource::arn:<AWS::Partition>:logs:{region}:<AWS::AccountId>:log-group:/aws/codebuild/"
+            f"<{project}>:*]": "Log streams of this CodeBuild project's own log group.",
         },
     )

@@ -70,6 +70,24 @@ class StageSettings(BaseModel):
     )
 
 
+def _explain(exc: ValidationError, where: str) -> MlopsError:
+    problems = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
+    )
+    return MlopsError(f"{where} in cdk.json: {problems}")
+
+
+def cicd_settings(context: dict[str, Any], stage: StageSettings) -> Any:
+    from infra.cicd import CicdSettings
+
+    try:
+        return CicdSettings.model_validate(
+            {"model_package_group": stage.model_package_group, **context.get("cicd", {})}
+        )
+    except ValidationError as exc:
+        raise _explain(exc, "cicd") from exc
+
+
 def load_context(path: Path = CDK_JSON) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")).get("context", {}))
@@ -87,5 +105,4 @@ def stage_settings(context: dict[str, Any]) -> tuple[str, StageSettings]:
     try:
         return stage, StageSettings.model_validate(stages[stage])
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise MlopsError(f"stage {stage!r} in cdk.json: {problems}") from exc
+        raise _explain(exc, f"stage {stage!r}") from exc
