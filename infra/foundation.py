@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -168,6 +169,60 @@ class FoundationStack(cdk.Stack):
                 iam.PolicyStatement(
                     sid="EcrAuth", actions=["ecr:GetAuthorizationToken"], resources=["*"]
                 )
+            )
+
+        self.vpc: ec2.Vpc | None = None
+        self.security_group: ec2.SecurityGroup | None = None
+        if settings.vpc:
+            self._network()
+
+    def _network(self) -> None:
+        """Private isolated subnets (no NAT, no internet) and the endpoints SageMaker needs."""
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22
+                )
+            ],
+            flow_logs={"all": ec2.FlowLogOptions(traffic_type=ec2.FlowLogTrafficType.ALL)},
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "Workloads",
+            vpc=self.vpc,
+            description="SageMaker jobs and models",
+            allow_all_outbound=False,
+        )
+        # Isolated subnets have no route out: HTTPS can only reach the endpoints below.
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to VPC endpoints"
+        )
+        endpoints = ec2.SecurityGroup(
+            self,
+            "Endpoints",
+            vpc=self.vpc,
+            description="VPC interface endpoints",
+            allow_all_outbound=False,
+        )
+        endpoints.add_ingress_rule(
+            self.security_group, ec2.Port.tcp(443), "HTTPS from SageMaker workloads"
+        )
+        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+        for name, service in (
+            ("SageMakerApi", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API),
+            ("SageMakerRuntime", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME),
+            ("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
+            ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
+            ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
+            ("Monitoring", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING),
+            ("Sts", ec2.InterfaceVpcEndpointAwsService.STS),
+        ):
+            self.vpc.add_interface_endpoint(
+                name, service=service, security_groups=[endpoints], open=False
             )
 
     def _bucket(self, construct_id: str, name: str, log_prefix: str) -> s3.Bucket:

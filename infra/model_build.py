@@ -24,7 +24,15 @@ ROLE = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${JobRoleName}"
 BUCKET = "${ArtifactsBucket}"
 
 
-def definition_body(settings: StageSettings) -> str:
+def definition_body(settings: StageSettings, subnet_count: int = 0) -> str:
+    network = (
+        {
+            "subnets": tuple(f"${{Subnet{i}}}" for i in range(subnet_count)),
+            "security_group_ids": ("${SecurityGroup}",),
+        }
+        if subnet_count
+        else {}
+    )
     return definition_json(
         PipelineSettings(
             pipeline_name=settings.pipeline_name,
@@ -34,6 +42,7 @@ def definition_body(settings: StageSettings) -> str:
             bucket=BUCKET,
             region=settings.region,
             quality_threshold=settings.quality_threshold,
+            **network,
         )
     )
 
@@ -65,6 +74,16 @@ class ModelBuildStack(cdk.Stack):
             model_package_group_name=settings.model_package_group,
             model_package_group_description=f"Models of the {settings.pipeline_name} pipeline",
         )
+        variables: dict[str, str] = {
+            "ImageUri": image_uri,
+            "JobRoleName": foundation.job_role.role_name,
+            "ArtifactsBucket": foundation.artifacts.bucket_name,
+        }
+        subnets = foundation.vpc.isolated_subnets if foundation.vpc else []
+        for index, subnet in enumerate(subnets):
+            variables[f"Subnet{index}"] = subnet.subnet_id
+        if foundation.security_group:
+            variables["SecurityGroup"] = foundation.security_group.security_group_id
         pipeline = sagemaker.CfnPipeline(
             self,
             "Pipeline",
@@ -73,12 +92,7 @@ class ModelBuildStack(cdk.Stack):
             role_arn=foundation.pipeline_role.role_arn,
             pipeline_definition={
                 "PipelineDefinitionBody": cdk.Fn.sub(
-                    definition_body(settings),
-                    {
-                        "ImageUri": image_uri,
-                        "JobRoleName": foundation.job_role.role_name,
-                        "ArtifactsBucket": foundation.artifacts.bucket_name,
-                    },
+                    definition_body(settings, len(subnets)), variables
                 )
             },
         )

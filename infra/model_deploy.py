@@ -53,6 +53,12 @@ class ModelDeployStack(cdk.Stack):
                 sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=package_arn)
             ],
             enable_network_isolation=True,
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                subnets=[s.subnet_id for s in foundation.vpc.isolated_subnets],
+                security_group_ids=[foundation.security_group.security_group_id],
+            )
+            if foundation.vpc and foundation.security_group
+            else None,
         )
         self.topic = sns.Topic(
             self,

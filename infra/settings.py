@@ -68,6 +68,7 @@ class StageSettings(BaseModel):
     endpoint: EndpointSettings | None = Field(
         None, description="no endpoint in this stage when absent"
     )
+    vpc: bool = Field(False, description="jobs and models in private isolated subnets")
 
 
 def _explain(exc: ValidationError, where: str) -> MlopsError:

@@ -50,6 +50,9 @@ class PipelineSettings(BaseModel):
     training_instance_type: str = Field("ml.m5.large", pattern=r"^ml\.")
     inference_instance_type: str = Field("ml.m5.large", pattern=r"^ml\.")
     cache_steps: bool = True
+    # A VPC (private subnets) makes every job run there with network isolation.
+    subnets: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
 
     @field_validator("role_arn")
     @classmethod
@@ -108,6 +111,7 @@ def _build(settings: PipelineSettings) -> Pipeline:
     os.environ.setdefault("AWS_DEFAULT_REGION", settings.region)
     os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+    from sagemaker.core.network import NetworkConfig
     from sagemaker.core.processing import Processor
     from sagemaker.core.shapes import (
         OutputDataConfig,
@@ -116,6 +120,7 @@ def _build(settings: PipelineSettings) -> Pipeline:
         ProcessingS3Input,
         ProcessingS3Output,
     )
+    from sagemaker.core.training.configs import Compute, InputData, Networking
     from sagemaker.core.workflow import (
         ConditionGreaterThanOrEqualTo,
         ExecutionVariables,
@@ -132,7 +137,6 @@ def _build(settings: PipelineSettings) -> Pipeline:
     from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
     from sagemaker.serve.model_builder import ModelBuilder
-    from sagemaker.train.configs import Compute, InputData
     from sagemaker.train.model_trainer import ModelTrainer
 
     s = settings
@@ -190,6 +194,13 @@ def _build(settings: PipelineSettings) -> Pipeline:
             instance_type=processing_type,
             entrypoint=["python3", "-m", f"sagemaker_jobs.{module}"],
             sagemaker_session=session,
+            network_config=NetworkConfig(
+                enable_network_isolation=True,
+                subnets=list(s.subnets),
+                security_group_ids=list(s.security_group_ids),
+            )
+            if s.subnets
+            else None,
         )
 
     def s3_input(name: str, uri: Any, local: str) -> ProcessingInput:
@@ -245,6 +256,13 @@ def _build(settings: PipelineSettings) -> Pipeline:
             )
         ),
         hyperparameters={"estimator": estimator},
+        networking=Networking(
+            enable_network_isolation=True,
+            subnets=list(s.subnets),
+            security_group_ids=list(s.security_group_ids),
+        )
+        if s.subnets
+        else None,
     )
     train = TrainingStep(
         name="Train",

@@ -116,3 +116,39 @@ def test_bad_endpoint_settings_are_explained(
 def test_endpoint_defaults_are_consistent() -> None:
     settings = EndpointSettings()
     assert settings.min_capacity <= settings.initial_instance_count <= settings.max_capacity
+
+
+def test_prod_runs_jobs_and_models_in_private_isolated_subnets(cdk_outs: dict[str, Path]) -> None:
+    stacks = load_templates(cdk_outs["prod"])
+    foundation = stacks["mlops-prod-foundation"]
+    assert not resources(foundation, "AWS::EC2::NatGateway") and not resources(
+        foundation, "AWS::EC2::InternetGateway"
+    )
+    services = json.dumps(
+        [e["ServiceName"] for e in resources(foundation, "AWS::EC2::VPCEndpoint")]
+    )
+    for service in (
+        "sagemaker.api",
+        "sagemaker.runtime",
+        "ecr.api",
+        "ecr.dkr",
+        "logs",
+        "monitoring",
+        "sts",
+        "s3",
+    ):
+        assert f".{service}" in services
+    assert resources(foundation, "AWS::EC2::FlowLog")
+    body, variables = resources(stacks["mlops-prod-model-build"], "AWS::SageMaker::Pipeline")[0][
+        "PipelineDefinition"
+    ]["PipelineDefinitionBody"]["Fn::Sub"]
+    assert {"Subnet0", "Subnet1", "SecurityGroup"} <= set(variables)
+    steps = json.loads(body)["Steps"]
+    assert steps[0]["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] is True
+    assert steps[1]["Arguments"]["VpcConfig"]["Subnets"] == ["${Subnet0}", "${Subnet1}"]
+    (model,) = resources(stacks["mlops-prod-model-deploy"], "AWS::SageMaker::Model")
+    assert len(model["VpcConfig"]["Subnets"]) == 2
+
+
+def test_stages_without_vpc_have_none(templates: dict[str, dict[str, Any]]) -> None:
+    assert not resources(templates["mlops-dev-foundation"], "AWS::EC2::VPC")
