@@ -11,5 +11,5 @@ from mlops.errors import MlopsError
 try:
     app = build_app(context=cdk.App().node.get_all_context())
 except MlopsError as error:  # a bad stage setting: say which and stop, no traceback
-    sys.exit(f"cdk.json: {error}")
+    sys.exit(f"error: {error}")
 app.synth()
