@@ -43,6 +43,7 @@ import joblib  # noqa: E402
 from sklearn.ensemble import GradientBoostingClassifier  # noqa: E402
 
 from inference.handler import model_fn  # noqa: E402
+from inference.serve import serve_args  # noqa: E402
 
 N_FEATURES = 30
 CLIENTS = (1, 16, 64)
@@ -183,43 +184,18 @@ def _ms(text: str) -> float:
 
 def start(
     name: str, model_dir: Path, work: Path, port: int
-) -> tuple[subprocess.Popen[bytes], str, str, bytes | None]:
-    """Start one server; return the process, its path, content type and a CSV header if needed."""
+) -> tuple[subprocess.Popen[bytes], bytes]:
+    """Start one server (2 workers on 127.0.0.1:port); return it and the CSV header it needs."""
     python = sys.executable
-    # MLflow starts `uvicorn` by name: the venv's bin must be on PATH.
-    env = {
-        **os.environ,
-        "LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT),
-        "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+    header = b""
     if name == "ours":
         argv = [
             python,
             "-m",
             "inference.serve",
-            "--model-dir",
-            str(model_dir),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--host",
-            "127.0.0.1",
+            *serve_args(model_dir, port, workers=2, host="127.0.0.1"),
         ]
-        return (
-            subprocess.Popen(
-                argv,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            ),
-            "/invocations",
-            "text/csv",
-            None,
-        )
-    if name == "flask-gunicorn":
+    elif name == "flask-gunicorn":
         (work / "flask_app.py").write_text(
             textwrap.dedent(FLASK_APP.format(model=str(model_dir / "model.joblib")))
         )
@@ -237,20 +213,7 @@ def start(
             str(work),
             "flask_app:app",
         ]
-        return (
-            subprocess.Popen(
-                argv,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            ),
-            "/invocations",
-            "text/csv",
-            None,
-        )
-    if name == "mlflow":
-        import joblib
+    elif name == "mlflow":
         import mlflow.sklearn
 
         target = work / "mlflow-model"
@@ -261,9 +224,8 @@ def start(
                 str(target),
                 skops_trusted_types=["sklearn.tree._tree.Tree"],
             )
-        mlflow_bin = str(Path(python).parent / "mlflow")
         argv = [
-            mlflow_bin,
+            str(Path(python).parent / "mlflow"),
             "models",
             "serve",
             "-m",
@@ -277,20 +239,22 @@ def start(
             "--env-manager",
             "local",
         ]
-        header = ",".join(f"f{i:02d}" for i in range(N_FEATURES)).encode() + b"\n"
-        return (
-            subprocess.Popen(
-                argv,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            ),
-            "/invocations",
-            "text/csv",
-            header,
-        )
-    raise ValueError(name)
+        header = (
+            ",".join(f"f{i:02d}" for i in range(N_FEATURES)).encode() + b"\n"
+        )  # it reads CSV with a header
+    else:
+        raise ValueError(name)
+    # MLflow starts `uvicorn` by name: the venv's bin must be on PATH.
+    env = {
+        **os.environ,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{Path(python).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    return process, header
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -332,12 +296,13 @@ def main() -> None:
             results["in-process"][(rows, 1)] = limit
         for name in args.only.split(","):
             port = free_port()
-            process, path, content_type, header = start(name, model_dir, work, port)
+            process, header = start(name, model_dir, work, port)
+            path, content_type = "/invocations", "text/csv"
             try:
                 wait_ready(port, process)
                 results[name] = {}
                 for rows in ROWS:
-                    body = (header or b"") + payload(X, rows)
+                    body = header + payload(X, rows)
                     got = predictions(port, path, body, content_type)
                     if got != reference[rows]:
                         raise SystemExit(

@@ -11,8 +11,23 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from inference.config import SettingsError, from_env, to_env
+
+
+def serve_args(model_dir: Path, port: int, workers: int, host: str) -> list[str]:
+    """The command-line form of these settings (local endpoints and benchmarks start it so)."""
+    return [
+        "--model-dir",
+        str(model_dir),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--host",
+        host,
+    ]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -72,22 +72,18 @@ class FoundationStack(cdk.Stack):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
 
-        self.job_role = iam.Role(
-            self,
+        self.job_role = self._role(
             "JobRole",
-            role_name=f"mlops-{stage}-sagemaker-jobs",
-            description="Processing, training and model containers: data in, artifacts out, logs",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            "jobs",
+            "Processing, training and model containers: data in, artifacts out, logs",
         )
         self.data.grant_read(self.job_role)
         self.artifacts.grant_read_write(self.job_role)
         self.repository.grant_pull(self.job_role)
-        self.pipeline_role = iam.Role(
-            self,
+        self.pipeline_role = self._role(
             "PipelineRole",
-            role_name=f"mlops-{stage}-sagemaker-pipeline",
-            description="Runs the SageMaker Pipeline: starts its jobs, registers models",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            "pipeline",
+            "Runs the SageMaker Pipeline: starts its jobs, registers models",
         )
         sagemaker_arn = f"arn:{cdk.Aws.PARTITION}:sagemaker:{region}:{account}"
         self.pipeline_role.add_to_policy(
@@ -131,12 +127,10 @@ class FoundationStack(cdk.Stack):
         # The pipeline reads property files (evaluation.json, profile.json) from the artifacts.
         self.artifacts.grant_read(self.pipeline_role)
 
-        self.endpoint_role = iam.Role(
-            self,
+        self.endpoint_role = self._role(
             "EndpointRole",
-            role_name=f"mlops-{stage}-sagemaker-endpoint",
-            description="Endpoint containers: read the model artifact, pull the image, write logs",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            "endpoint",
+            "Endpoint containers: read the model artifact, pull the image, write logs",
         )
         self.artifacts.grant_read(self.endpoint_role)
         self.repository.grant_pull(self.endpoint_role)
@@ -175,6 +169,16 @@ class FoundationStack(cdk.Stack):
         self.security_group: ec2.SecurityGroup | None = None
         if settings.vpc:
             self._network()
+
+    def _role(self, construct_id: str, purpose: str, description: str) -> iam.Role:
+        """A role only SageMaker can assume, with a fixed name the pipeline body can refer to."""
+        return iam.Role(
+            self,
+            construct_id,
+            role_name=f"mlops-{self.stage}-sagemaker-{purpose}",
+            description=description,
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+        )
 
     def _network(self) -> None:
         """Private isolated subnets (no NAT, no internet) and the endpoints SageMaker needs."""

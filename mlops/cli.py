@@ -368,21 +368,9 @@ def serve(
 ) -> None:
     """Run the model server in the foreground on any model directory (bring your own model)."""
     from inference.serve import main as serve_main
+    from inference.serve import serve_args
 
-    raise typer.Exit(
-        serve_main(
-            [
-                "--model-dir",
-                str(model_dir),
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--host",
-                host,
-            ]
-        )
-    )
+    raise typer.Exit(serve_main(serve_args(model_dir, port, workers, host)))
 
 
 @app.command("transform")

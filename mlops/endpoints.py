@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from inference.serve import serve_args
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
 from mlops.local import unpack_package
@@ -226,19 +227,14 @@ class LocalEndpoints:
                 MLOPS_CAPTURE_DIR=str(capture_dir), MLOPS_CAPTURE_PERCENT=str(capture_percent)
             )
         log_file = folder / "server.log"
+        from inference.serve import serve_args  # here: the server's modules load numpy and pandas
+
         pid = _spawn_detached(
             [
                 sys.executable,
                 "-m",
                 "inference.serve",
-                "--model-dir",
-                str(model_dir),
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-                "--host",
-                "127.0.0.1",
+                *serve_args(model_dir, port, workers, host="127.0.0.1"),
             ],
             env,
             log_file,
