@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from inference.serve import serve_args
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
 from mlops.local import unpack_package
