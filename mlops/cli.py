@@ -18,7 +18,7 @@ from mlops.endpoints import LocalEndpoints
 from mlops.errors import ExecutionFailed, MlopsError, NotFound
 from mlops.executor.records import ExecutionRecord, StepRecord, find_execution, list_executions
 from mlops.home import Home
-from mlops.registry import LocalModelRegistry, ModelPackage
+from mlops.registry import LocalModelRegistry, ModelPackage, ModelRegistry
 from mlops.store import LocalObjectStore
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -223,15 +223,42 @@ def steps(
 
 
 # models --------------------------------------------------------------------------------
-def _registry() -> LocalModelRegistry:
-    return LocalModelRegistry(_home().registry)
+TARGET_OPTION = typer.Option(
+    "--target",
+    envvar="MLOPS_TARGET",
+    help="local (the .mlops registry) or aws (the stage's SageMaker registry).",
+)
+STAGE_OPTION = typer.Option(
+    "--stage", envvar="MLOPS_STAGE", help="Stage in cdk.json, with --target aws."
+)
+MODELS_GROUP_OPTION = typer.Option(
+    "--group", "-g", help="Model Package Group (default: the stage's, or mlops-tabular)."
+)
+
+
+def _registry(target: str, stage: str, group: str | None) -> tuple[ModelRegistry, str]:
+    """The registry the target names, and the group to use in it."""
+    if target == "local":
+        return LocalModelRegistry(_home().registry), group or DEFAULT_GROUP
+    if target == "aws":
+        from mlops.aws import Aws, Stage
+        from mlops.registry.sagemaker import SageMakerModelRegistry
+
+        deployed = Stage.load(stage)
+        return SageMakerModelRegistry(Aws(deployed)), group or deployed.model_package_group
+    raise MlopsError(f"--target {target!r}: use local or aws")
 
 
 @models_app.command("list")
-def models_list(group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP) -> None:
+def models_list(
+    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
     """List the versions of a model package group."""
+    registry, group = _registry(target, stage, group)
     table = Table("Version", _status_column(), "Created", "Metrics", "Dataset sha256")
-    for package in _registry().list_model_packages(group):
+    for package in registry.list_model_packages(group):
         table.add_row(
             str(package.version),
             package.approval_status,
@@ -243,34 +270,47 @@ def models_list(group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP) -> None:
 
 
 @models_app.command("describe")
-def models_describe(version: int, group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP) -> None:
+def models_describe(
+    version: int,
+    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
     """Print one model package as JSON."""
-    print(json.dumps(_registry().describe_model_package(group, version).to_dict(), indent=2))
+    registry, group = _registry(target, stage, group)
+    print(json.dumps(registry.describe_model_package(group, version).to_dict(), indent=2))
 
 
-def _set_status(group: str, version: int, status: str, description: str) -> None:
-    package = _registry().update_approval_status(group, version, status, description)
+def _set_status(
+    version: int, status: str, description: str, group: str | None, target: str, stage: str
+) -> None:
+    registry, group = _registry(target, stage, group)
+    package = registry.update_approval_status(group, version, status, description)
     out.print(f"{package.group} version {package.version}: {package.approval_status}")
 
 
 @models_app.command("approve")
 def models_approve(
     version: int,
-    group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP,
     description: Annotated[str, typer.Option(help="Who approves and why.")] = "",
+    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Approve a model package version for deployment."""
-    _set_status(group, version, "Approved", description)
+    _set_status(version, "Approved", description, group, target, stage)
 
 
 @models_app.command("reject")
 def models_reject(
     version: int,
-    group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP,
     description: Annotated[str, typer.Option(help="Who rejects and why.")] = "",
+    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Reject a model package version (an approved one too)."""
-    _set_status(group, version, "Rejected", description)
+    _set_status(version, "Rejected", description, group, target, stage)
 
 
 # endpoints, serving, batch transform ------------------------------------------------------

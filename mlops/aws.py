@@ -1,0 +1,100 @@
+"""boto3 done once: clients per command (never at import), the stage's region, retries for
+throttling, and AWS errors turned into messages that say what to check."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mlops.errors import MlopsError, NotFound
+
+# Standard mode retries throttling and transient faults with backoff; 10 attempts outlast bursts.
+MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What a command needs to know about a deployed stage (from cdk.json)."""
+
+    name: str
+    region: str
+    model_package_group: str
+
+    @classmethod
+    def load(cls, name: str) -> Stage:
+        from infra.settings import load_context, stage_settings
+
+        _, settings = stage_settings({**load_context(), "stage": name})
+        return cls(name, settings.region, settings.model_package_group)
+
+
+class Aws:
+    """Clients for one command, in the stage's region."""
+
+    def __init__(self, stage: Stage, session: Any = None) -> None:
+        import boto3
+
+        self.stage = stage
+        self.session = session or boto3.Session(region_name=stage.region)
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            from botocore.config import Config
+
+            self._clients[service] = self.session.client(
+                service, config=Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS})
+            )
+        return self._clients[service]
+
+
+@contextlib.contextmanager
+def explained(action: str, resource: str = "", missing_hint: str = "") -> Iterator[None]:
+    """Turn botocore's errors into one clear line: what failed, on what, and what to check."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
+    try:
+        yield
+    except NoCredentialsError as exc:
+        raise MlopsError(
+            "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            "(or use --target local)"
+        ) from exc
+    except NoRegionError as exc:
+        raise MlopsError("no AWS region: set the stage's region in cdk.json or AWS_REGION") from exc
+    except EndpointConnectionError as exc:
+        raise MlopsError(
+            f"cannot reach AWS for {action}: {exc}; check the region and the network"
+        ) from exc
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", ""), error.get("Message", "")
+        on = f" on {resource}" if resource else ""
+        if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+            raise MlopsError(
+                f"access denied: {action}{on}. Check the IAM policy of the role you are using "
+                f"(aws sts get-caller-identity shows it): it needs {action}. AWS said: {message}"
+            ) from exc
+        if code in ("ExpiredToken", "ExpiredTokenException", "RequestExpired"):
+            raise MlopsError(
+                "your AWS session token has expired: log in again (aws sso login, ...)"
+            ) from exc
+        if code in ("ThrottlingException", "Throttling", "TooManyRequestsException"):
+            raise MlopsError(
+                f"AWS kept throttling {action} after {MAX_ATTEMPTS} tries; try later"
+            ) from exc
+        if code in (
+            "ResourceNotFound",
+            "ResourceNotFoundException",
+            "NoSuchBucket",
+            "NoSuchKey",
+        ) or (code == "ValidationException" and "does not exist" in message):
+            raise NotFound(f"{resource or action} does not exist. {missing_hint}".strip()) from exc
+        raise MlopsError(f"{action}{on} failed: {code}: {message}") from exc
