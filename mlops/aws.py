@@ -21,13 +21,14 @@ class Stage:
     name: str
     region: str
     model_package_group: str
+    pipeline_name: str
 
     @classmethod
     def load(cls, name: str) -> Stage:
         from infra.settings import load_context, stage_settings
 
         _, settings = stage_settings({**load_context(), "stage": name})
-        return cls(name, settings.region, settings.model_package_group)
+        return cls(name, settings.region, settings.model_package_group, settings.pipeline_name)
 
 
 class Aws:
@@ -95,6 +96,9 @@ def explained(action: str, resource: str = "", missing_hint: str = "") -> Iterat
             "ResourceNotFoundException",
             "NoSuchBucket",
             "NoSuchKey",
-        ) or (code == "ValidationException" and "does not exist" in message):
+        ) or (
+            code == "ValidationException"
+            and ("does not exist" in message or "Could not find" in message)
+        ):
             raise NotFound(f"{resource or action} does not exist. {missing_hint}".strip()) from exc
         raise MlopsError(f"{action}{on} failed: {code}: {message}") from exc

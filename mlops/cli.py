@@ -25,6 +25,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Build, run and inspect the pipeline.")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
 app.add_typer(pipeline_app, name="pipeline")
+data_app = typer.Typer(no_args_is_help=True, help="Data sets: upload for a pipeline run.")
+app.add_typer(data_app, name="data")
 endpoint_app = typer.Typer(no_args_is_help=True, help="Local endpoints running the model server.")
 app.add_typer(models_app, name="models")
 app.add_typer(endpoint_app, name="endpoint")
@@ -35,6 +37,14 @@ out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 GROUP_OPTION = typer.Option("--group", "-g", help="Model Package Group.")
 DEFAULT_GROUP = "mlops-tabular"
+TARGET_OPTION = typer.Option(
+    "--target",
+    envvar="MLOPS_TARGET",
+    help="local (.mlops here) or aws (the deployed stage in SageMaker).",
+)
+STAGE_OPTION = typer.Option(
+    "--stage", envvar="MLOPS_STAGE", help="Stage in cdk.json, with --target aws."
+)
 
 
 def _status_column() -> Column:  # a fresh one per table: a Column holds its table's cells
@@ -193,8 +203,27 @@ def _metrics_line(package: ModelPackage) -> str:
 
 
 @pipeline_app.command("executions")
-def executions(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
-    """List local pipeline executions, newest first."""
+def executions(
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
+    """List pipeline executions, newest first."""
+    if target == "aws":
+        from mlops.cloud import list_executions as cloud_executions
+
+        table = Table("Execution", "Status", "Started", "Failure reason")
+        for execution in cloud_executions(_aws(stage), limit):
+            table.add_row(
+                execution.execution_id,
+                execution.status,
+                execution.started,
+                execution.failure_reason,
+            )
+        out.print(table)
+        return
+    if target != "local":
+        raise MlopsError(f"--target {target!r}: use local or aws")
     table = Table("Execution", "Status", "Started", "Seconds", "Failure reason")
     for record in list_executions(_home().runs)[:limit]:
         seconds = sum(s.seconds or 0 for s in record.steps)
@@ -223,14 +252,6 @@ def steps(
 
 
 # models --------------------------------------------------------------------------------
-TARGET_OPTION = typer.Option(
-    "--target",
-    envvar="MLOPS_TARGET",
-    help="local (the .mlops registry) or aws (the stage's SageMaker registry).",
-)
-STAGE_OPTION = typer.Option(
-    "--stage", envvar="MLOPS_STAGE", help="Stage in cdk.json, with --target aws."
-)
 MODELS_GROUP_OPTION = typer.Option(
     "--group", "-g", help="Model Package Group (default: the stage's, or mlops-tabular)."
 )
@@ -311,6 +332,51 @@ def models_reject(
 ) -> None:
     """Reject a model package version (an approved one too)."""
     _set_status(version, "Rejected", description, group, target, stage)
+
+
+# data, and the pipeline in AWS ------------------------------------------------------------
+def _aws(stage: str) -> Any:
+    from mlops.aws import Aws, Stage
+
+    return Aws(Stage.load(stage))
+
+
+@data_app.command("upload")
+def data_upload(
+    path: Path,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
+    """Upload a CSV/Parquet file or folder; print the URI to pass as InputDataUri."""
+    if target == "aws":
+        from mlops.cloud import upload_data
+
+        uri = upload_data(_aws(stage), path)
+    elif target == "local":
+        from mlops.local import upload_dataset
+
+        uri = upload_dataset(LocalObjectStore(_home().store), path)
+    else:
+        raise MlopsError(f"--target {target!r}: use local or aws")
+    out.print(uri)
+    err.print(
+        f"Run it: mlops pipeline start --param InputDataUri={uri} --param TargetColumn=COLUMN ..."
+    )
+
+
+@pipeline_app.command("start")
+def pipeline_start(
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Name=Value (repeatable).")
+    ] = None,
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
+    """Start an execution of the stage's deployed pipeline in SageMaker."""
+    from mlops.cloud import start_pipeline
+
+    arn = start_pipeline(_aws(stage), _parse_params(param or []))
+    out.print(f"Started {arn}")
+    out.print(f"Follow it: mlops pipeline executions --target aws --stage {stage}")
 
 
 # endpoints, serving, batch transform ------------------------------------------------------
