@@ -444,17 +444,97 @@ def endpoint_invoke(
     probabilities: Annotated[
         bool, typer.Option(help="Ask a classifier for class probabilities.")
     ] = False,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
-    """Send a file to a local endpoint through the SageMaker Runtime path; print the answer."""
+    """Send a file to an endpoint through SageMaker Runtime (local or AWS); print the answer."""
     if not file.is_file():
         raise NotFound(f"--file {file} does not exist")
     kind = content_type or _CONTENT_TYPES.get(file.suffix.lower(), "text/csv")
+    if target == "aws":
+        from mlops.aws import explained
+
+        extra = {"CustomAttributes": "probabilities=true"} if probabilities else {}
+        with explained("sagemaker:InvokeEndpoint", f"endpoint {name}"):
+            answer = (
+                _aws(stage)
+                .client("sagemaker-runtime")
+                .invoke_endpoint(
+                    EndpointName=name,
+                    ContentType=kind,
+                    Accept=accept,
+                    Body=file.read_bytes(),
+                    **extra,
+                )
+            )
+        body = answer["Body"].read()
+        sys.stdout.write(
+            body.decode("utf-8", errors="replace") + ("" if body.endswith(b"\n") else "\n")
+        )
+        return
     result = _endpoints().invoke(
         name, file.read_bytes(), kind, accept, "probabilities=true" if probabilities else None
     )
     sys.stdout.write(result.body.decode("utf-8", errors="replace"))
     if not result.body.endswith(b"\n"):
         sys.stdout.write("\n")
+
+
+@endpoint_app.command("status")
+def endpoint_status(
+    name: str,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
+    """Show an endpoint, the model package it serves, and its last change."""
+    if target == "aws":
+        from mlops.cloud import endpoint_status as cloud_status
+
+        status = cloud_status(_aws(stage), name)
+        out.print(f"Endpoint {status.name}: {status.status}")
+        out.print(f"Config:         {status.config} (last modified {status.last_modified})")
+        out.print(f"Model package:  {status.model_package_arn}")
+        if status.failure_reason:
+            out.print(f"Failure:        {status.failure_reason}")
+        return
+    if target != "local":
+        raise MlopsError(f"--target {target!r}: use local or aws")
+    record = _endpoints().describe(name)
+    out.print(f"Endpoint {record.name}: {record.status}")
+    out.print(f"URL:            {record.url} (pid {record.pid}, started {record.started})")
+    out.print(f"Model package:  {record.model_package_arn}")
+
+
+@endpoint_app.command("wait")
+def endpoint_wait(
+    name: str,
+    version: Annotated[
+        int | None,
+        typer.Option(help="Version that should be in service (default: latest approved)."),
+    ] = None,
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds to wait for the deployment to settle.")
+    ] = 3600,
+) -> None:
+    """After a deploy: wait, then fail (exit 1) unless the requested version is in service."""
+    from mlops.cloud import latest_approved, wait_for_endpoint
+    from mlops.registry.sagemaker import SageMakerModelRegistry
+
+    aws = _aws(stage)
+    group = aws.stage.model_package_group
+    if version is not None:
+        expected = SageMakerModelRegistry(aws).describe_model_package(group, version).arn
+    else:
+        expected = latest_approved(aws, group)
+    status = wait_for_endpoint(
+        aws,
+        name,
+        expected,
+        timeout=timeout,
+        progress=lambda s: err.print(f"{s.name}: {s.status} ..."),
+    )
+    out.print(f"Endpoint {status.name}: InService on {status.model_package_arn}")
 
 
 _CONTENT_TYPES = {

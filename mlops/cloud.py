@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.aws import Aws, explained
-from mlops.errors import MlopsError, NotFound
+from mlops.errors import ExecutionFailed, MlopsError, NotFound
 from mlops.executor.runner import resolve_parameters
 
 
@@ -115,3 +115,80 @@ def list_executions(aws: Aws, limit: int) -> list[CloudExecution]:
                     )
                 )
     return found
+
+
+@dataclass(frozen=True)
+class EndpointStatus:
+    name: str
+    status: str
+    config: str
+    model_package_arn: str
+    last_modified: str
+    failure_reason: str
+
+
+TRANSITIONAL = ("Creating", "Updating", "SystemUpdating", "RollingBack", "UpdateRollbackFailed")
+
+
+def endpoint_status(aws: Aws, name: str) -> EndpointStatus:
+    """The endpoint, the config in service and the model package that config serves."""
+    client = aws.client("sagemaker")
+    hint = f"`npx cdk deploy mlops-{aws.stage.name}-model-deploy -c stage={aws.stage.name}` creates it."
+    with explained("sagemaker:DescribeEndpoint", f"endpoint {name}", hint):
+        endpoint = client.describe_endpoint(EndpointName=name)
+    config_name = endpoint["EndpointConfigName"]
+    with explained("sagemaker:DescribeEndpointConfig", f"endpoint config {config_name}"):
+        config = client.describe_endpoint_config(EndpointConfigName=config_name)
+    model_name = config["ProductionVariants"][0]["ModelName"]
+    with explained("sagemaker:DescribeModel", f"model {model_name}"):
+        model = client.describe_model(ModelName=model_name)
+    containers = model.get("Containers") or [model.get("PrimaryContainer", {})]
+    return EndpointStatus(
+        name=name,
+        status=endpoint["EndpointStatus"],
+        config=config_name,
+        model_package_arn=containers[0].get("ModelPackageName", ""),
+        last_modified=endpoint["LastModifiedTime"].isoformat(timespec="seconds"),
+        failure_reason=endpoint.get("FailureReason", ""),
+    )
+
+
+def wait_for_endpoint(aws: Aws, name: str, expected_package: str, *, timeout: float, poll: float = 15,
+                      progress: Any = None) -> EndpointStatus:  # fmt: skip
+    """Wait until the endpoint settles, then insist it serves ``expected_package``.
+
+    An update that rolled back leaves the endpoint InService on the old config: that is a
+    failure here, reported with the package in service and SageMaker's failure reason."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    status = endpoint_status(aws, name)
+    while status.status in TRANSITIONAL:
+        if time.monotonic() > deadline:
+            raise MlopsError(f"endpoint {name} is still {status.status} after {timeout:.0f}s")
+        if progress:
+            progress(status)
+        time.sleep(poll)
+        status = endpoint_status(aws, name)
+    if status.status != "InService":
+        raise ExecutionFailed(
+            f"endpoint {name} is {status.status}: {status.failure_reason or 'no reason given'}"
+        )
+    if status.model_package_arn != expected_package:
+        raise ExecutionFailed(
+            f"endpoint {name} is InService but on {status.model_package_arn or 'an unknown model'} "
+            f"(config {status.config}), not the requested {expected_package}: the update rolled back"
+            + (f". Reason: {status.failure_reason}" if status.failure_reason else "")
+        )
+    return status
+
+
+def latest_approved(aws: Aws, group: str) -> str:
+    with explained("sagemaker:ListModelPackages", f"model package group {group}"):
+        found = aws.client("sagemaker").list_model_packages(
+            ModelPackageGroupName=group, ModelApprovalStatus="Approved", SortBy="CreationTime",
+            SortOrder="Descending", MaxResults=1,
+        )["ModelPackageSummaryList"]  # fmt: skip
+    if not found:
+        raise NotFound(f"model package group {group!r} has no approved version")
+    return str(found[0]["ModelPackageArn"])
