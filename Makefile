@@ -56,11 +56,11 @@ ci-deploy: install ## CI: deploy STAGE with the latest approved model package of
 		--max-results 1 --query 'ModelPackageSummaryList[0].ModelPackageArn' --output text) && \
 	test -n "$$arn" && test "$$arn" != None || { echo "no approved version in $(MODEL_PACKAGE_GROUP)"; exit 1; }; \
 	$(CDK) deploy "mlops-$(STAGE)-*" -c stage=$(STAGE) -c model_package_arn=$$arn --require-approval never
+	$(BIN)/mlops endpoint wait mlops-$(STAGE) --stage $(STAGE)  # fails if the update rolled back
 
-ci-smoke: ## CI: invoke the STAGE endpoint with known rows and check the answer
-	aws sagemaker-runtime invoke-endpoint --endpoint-name mlops-$(STAGE) --content-type text/csv \
-		--accept application/json --body fileb://tests/smoke/rows.csv /tmp/smoke.json
-	grep -q '"predictions"' /tmp/smoke.json && cat /tmp/smoke.json
+ci-smoke: install ## CI: invoke the STAGE endpoint with known rows and check the answer
+	$(BIN)/mlops endpoint invoke mlops-$(STAGE) --file tests/smoke/rows.csv --target aws --stage $(STAGE) \
+		| tee /tmp/smoke.json | grep -q '"predictions"'
 
 format: $(PY_STAMP)
 	$(BIN)/ruff format .
