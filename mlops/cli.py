@@ -61,12 +61,40 @@ def definition(
     output: Annotated[
         Path | None, typer.Option(help="Write to this file instead of stdout.")
     ] = None,
+    deployed: Annotated[
+        bool, typer.Option(help="The stage's deployed definition, and its diff from the local one.")
+    ] = False,
+    stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Print the pipeline definition JSON that CDK deploys and `pipeline run` executes."""
     from mlops.local import local_settings
     from sagemaker_jobs.pipeline import definition_json
 
     body = definition_json(local_settings())
+    if deployed:
+        import difflib
+
+        from mlops.cloud import deployed_definition
+
+        remote = json.dumps(deployed_definition(_aws(stage)), indent=2, sort_keys=True)
+        diff = list(
+            difflib.unified_diff(
+                body.splitlines(),
+                remote.splitlines(),
+                "local",
+                f"deployed ({stage})",
+                lineterm="",
+                n=1,
+            )
+        )
+        changed = [d for d in diff if d[:1] in "+-" and d[:3] not in ("+++", "---")]
+        err.print(
+            f"{len(changed)} changed lines against the local definition "
+            "(image, role and bucket always differ: CloudFormation fills them in)"
+        )
+        if diff:
+            err.print("\n".join(diff), markup=False, highlight=False)
+        body = remote  # stdout stays one JSON document; the diff went to stderr
     if output:
         output.write_text(body + "\n", encoding="utf-8")
         err.print(f"wrote {output}")
@@ -237,11 +265,46 @@ def executions(
     out.print(table)
 
 
+def _cloud_steps(execution: str, stage: str, watch: bool, interval: float) -> None:
+    import time
+
+    from mlops.cloud import execution_arn, execution_steps
+
+    aws = _aws(stage)
+    arn = execution_arn(aws, execution)
+    while True:
+        status, found = execution_steps(aws, arn)
+        table = Table("Step", "Status", "Started", "Ended", "Failure reason")
+        for step in found:
+            table.add_row(step.name, step.status, step.started, step.ended, step.failure_reason)
+        out.print(f"Execution {arn.rsplit('/', 1)[-1]}: {status}")
+        out.print(table)
+        if not watch or status not in ("Executing", "Stopping"):
+            break
+        time.sleep(interval)
+    if status in ("Failed", "Stopped"):
+        reasons = "; ".join(f"{s.name}: {s.failure_reason}" for s in found if s.failure_reason)
+        raise ExecutionFailed(f"execution {status}" + (f": {reasons}" if reasons else ""))
+
+
 @pipeline_app.command("steps")
 def steps(
     execution: Annotated[str, typer.Argument(help="Execution id, or 'latest'.")] = "latest",
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+    watch: Annotated[
+        bool, typer.Option(help="With --target aws: follow it until it ends.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=1, help="Seconds between polls with --watch.")
+    ] = 15,
 ) -> None:
     """Show an execution's steps like ListPipelineExecutionSteps."""
+    if target == "aws":
+        _cloud_steps(execution, stage, watch, interval)
+        return
+    if target != "local":
+        raise MlopsError(f"--target {target!r}: use local or aws")
     record = find_execution(_home().runs, execution)
     out.print(f"Execution {record.execution_id}: {record.status}")
     table = Table("Step", "Type", "Status", "Seconds", "Outputs / failure reason")

@@ -192,3 +192,61 @@ def latest_approved(aws: Aws, group: str) -> str:
     if not found:
         raise NotFound(f"model package group {group!r} has no approved version")
     return str(found[0]["ModelPackageArn"])
+
+
+def execution_arn(aws: Aws, execution: str) -> str:
+    """An execution id (as listed), 'latest', or a full ARN -> the ARN."""
+    if execution.startswith("arn:"):
+        return execution
+    if execution == "latest":
+        found = list_executions(aws, 1)
+        if not found:
+            raise NotFound(
+                f"pipeline {aws.stage.pipeline_name} has no execution yet; mlops pipeline start"
+            )
+        return found[0].arn
+    with explained("sts:GetCallerIdentity"):
+        account = aws.client("sts").get_caller_identity()["Account"]
+    return f"arn:aws:sagemaker:{aws.stage.region}:{account}:pipeline/{aws.stage.pipeline_name}/execution/{execution}"
+
+
+@dataclass(frozen=True)
+class CloudStep:
+    name: str
+    status: str
+    started: str
+    ended: str
+    failure_reason: str
+
+
+def execution_steps(aws: Aws, arn: str) -> tuple[str, list[CloudStep]]:
+    """The execution's status and its steps, oldest first (ListPipelineExecutionSteps)."""
+    client = aws.client("sagemaker")
+    with explained("sagemaker:DescribePipelineExecution", arn):
+        status = client.describe_pipeline_execution(PipelineExecutionArn=arn)[
+            "PipelineExecutionStatus"
+        ]
+    steps: list[CloudStep] = []
+    with explained("sagemaker:ListPipelineExecutionSteps", arn):
+        for page in client.get_paginator("list_pipeline_execution_steps").paginate(
+            PipelineExecutionArn=arn, SortOrder="Ascending"
+        ):
+            for step in page["PipelineExecutionSteps"]:
+                steps.append(
+                    CloudStep(
+                        name=step["StepName"],
+                        status=step.get("StepStatus", ""),
+                        started=step["StartTime"].isoformat(timespec="seconds")
+                        if "StartTime" in step
+                        else "",
+                        ended=step["EndTime"].isoformat(timespec="seconds")
+                        if "EndTime" in step
+                        else "",
+                        failure_reason=step.get("FailureReason", ""),
+                    )
+                )
+    return status, steps
+
+
+def deployed_definition(aws: Aws) -> dict[str, Any]:
+    return _definition(aws)
