@@ -9,7 +9,6 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export SAGEMAKER_VALIDATE_ROLE := false
 
 STAGE ?= dev
-MODEL_PACKAGE_GROUP ?= mlops-tabular
 CDK := npx --no-install cdk
 
 .PHONY: install run test test-fast check lint format clean definition synth ci-build ci-deploy ci-smoke
@@ -51,10 +50,7 @@ synth: install ## synthesize every stack of STAGE (offline, deterministic)
 ci-build: check test synth ## CI: check, test, synth
 
 ci-deploy: install ## CI: deploy STAGE with the latest approved model package of the group
-	arn=$$(aws sagemaker list-model-packages --model-package-group-name $(MODEL_PACKAGE_GROUP) \
-		--model-approval-status Approved --sort-by CreationTime --sort-order Descending \
-		--max-results 1 --query 'ModelPackageSummaryList[0].ModelPackageArn' --output text) && \
-	test -n "$$arn" && test "$$arn" != None || { echo "no approved version in $(MODEL_PACKAGE_GROUP)"; exit 1; }; \
+	arn=$$($(BIN)/mlops models latest-approved --target aws --stage $(STAGE)) && \
 	$(CDK) deploy "mlops-$(STAGE)-*" -c stage=$(STAGE) -c model_package_arn=$$arn --require-approval never
 	$(BIN)/mlops endpoint wait mlops-$(STAGE) --stage $(STAGE)  # fails if the update rolled back
 

@@ -119,11 +119,6 @@ class CicdStack(cdk.Stack):
                 compute_type=codebuild.ComputeType.MEDIUM,
                 privileged=True,  # `cdk deploy` builds the project image with Docker
             ),
-            environment_variables={
-                "MODEL_PACKAGE_GROUP": codebuild.BuildEnvironmentVariable(
-                    value=settings.model_package_group
-                )
-            },
             timeout=cdk.Duration.minutes(90),
         )
         region, account, partition = cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID, cdk.Aws.PARTITION

@@ -37,6 +37,9 @@ out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 GROUP_OPTION = typer.Option("--group", "-g", help="Model Package Group.")
 DEFAULT_GROUP = "mlops-tabular"
+# Local and AWS listings share their columns, so scripts read both alike.
+STEP_COLUMNS = ("Step", "Type", "Status", "Seconds", "Outputs / failure reason")
+EXECUTION_COLUMNS = ("Execution", "Status", "Started", "Seconds", "Failure reason")
 TARGET_OPTION = typer.Option(
     "--target",
     envvar="MLOPS_TARGET",
@@ -240,19 +243,20 @@ def executions(
     if target == "aws":
         from mlops.cloud import list_executions as cloud_executions
 
-        table = Table("Execution", "Status", "Started", "Failure reason")
+        table = Table(*EXECUTION_COLUMNS)
         for execution in cloud_executions(_aws(stage), limit):
             table.add_row(
                 execution.execution_id,
                 execution.status,
                 execution.started,
+                "",
                 execution.failure_reason,
             )
         out.print(table)
         return
     if target != "local":
         raise MlopsError(f"--target {target!r}: use local or aws")
-    table = Table("Execution", "Status", "Started", "Seconds", "Failure reason")
+    table = Table(*EXECUTION_COLUMNS)
     for record in list_executions(_home().runs)[:limit]:
         seconds = sum(s.seconds or 0 for s in record.steps)
         table.add_row(
@@ -274,16 +278,17 @@ def _cloud_steps(execution: str, stage: str, watch: bool, interval: float) -> No
     arn = execution_arn(aws, execution)
     while True:
         status, found = execution_steps(aws, arn)
-        table = Table("Step", "Status", "Started", "Ended", "Failure reason")
+        table = Table(*STEP_COLUMNS)
         for step in found:
-            table.add_row(step.name, step.status, step.started, step.ended, step.failure_reason)
+            seconds = "" if step.seconds is None else f"{step.seconds:.2f}"
+            table.add_row(step.name, step.type, step.status, seconds, step.detail)
         out.print(f"Execution {arn.rsplit('/', 1)[-1]}: {status}")
         out.print(table)
         if not watch or status not in ("Executing", "Stopping"):
             break
         time.sleep(interval)
     if status in ("Failed", "Stopped"):
-        reasons = "; ".join(f"{s.name}: {s.failure_reason}" for s in found if s.failure_reason)
+        reasons = "; ".join(f"{s.name}: {s.detail}" for s in found if s.status == "Failed")
         raise ExecutionFailed(f"execution {status}" + (f": {reasons}" if reasons else ""))
 
 
@@ -307,7 +312,7 @@ def steps(
         raise MlopsError(f"--target {target!r}: use local or aws")
     record = find_execution(_home().runs, execution)
     out.print(f"Execution {record.execution_id}: {record.status}")
-    table = Table("Step", "Type", "Status", "Seconds", "Outputs / failure reason")
+    table = Table(*STEP_COLUMNS)
     for step in record.steps:
         detail = step.failure_reason or ", ".join(f"{k}={v}" for k, v in step.outputs.items())
         table.add_row(step.name, step.type, step.status, f"{step.seconds or 0:.2f}", detail)
@@ -351,6 +356,20 @@ def models_list(
             package.metadata.get("DatasetSha256", "")[:12],
         )
     out.print(table)
+
+
+@models_app.command("latest-approved")
+def models_latest_approved(
+    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
+    """Print the ARN of the newest approved version (what a deploy should serve)."""
+    registry, group = _registry(target, stage, group)
+    approved = [p for p in registry.list_model_packages(group) if p.approval_status == "Approved"]
+    if not approved:
+        raise NotFound(f"model package group {group!r} has no approved version; approve one first")
+    print(max(approved, key=lambda p: p.version).arn)
 
 
 @models_app.command("describe")

@@ -210,13 +210,40 @@ def execution_arn(aws: Aws, execution: str) -> str:
     return f"arn:aws:sagemaker:{aws.stage.region}:{account}:pipeline/{aws.stage.pipeline_name}/execution/{execution}"
 
 
+# ListPipelineExecutionSteps tells a step's type by the key of its Metadata.
+_STEP_TYPES = {"ProcessingJob": "Processing", "TrainingJob": "Training", "Condition": "Condition",
+               "Fail": "Fail", "RegisterModel": "RegisterModel", "Model": "Model", "TuningJob": "Tuning"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CloudStep:
     name: str
+    type: str
     status: str
-    started: str
-    ended: str
-    failure_reason: str
+    seconds: float | None
+    detail: str  # the failure reason, or what the step produced (job ARN, outcome, package)
+
+
+def _step(step: dict[str, Any]) -> CloudStep:
+    metadata = step.get("Metadata", {})
+    kind = next((label for key, label in _STEP_TYPES.items() if key in metadata), "")
+    seconds = (
+        (step["EndTime"] - step["StartTime"]).total_seconds()
+        if "EndTime" in step and "StartTime" in step
+        else None
+    )
+    produced = ", ".join(
+        f"{k}={v.get('Arn', v.get('Outcome', v))}"
+        for k, v in metadata.items()
+        if isinstance(v, dict)
+    )
+    return CloudStep(
+        step["StepName"],
+        kind,
+        step.get("StepStatus", ""),
+        seconds,
+        step.get("FailureReason") or produced,
+    )
 
 
 def execution_steps(aws: Aws, arn: str) -> tuple[str, list[CloudStep]]:
@@ -231,20 +258,7 @@ def execution_steps(aws: Aws, arn: str) -> tuple[str, list[CloudStep]]:
         for page in client.get_paginator("list_pipeline_execution_steps").paginate(
             PipelineExecutionArn=arn, SortOrder="Ascending"
         ):
-            for step in page["PipelineExecutionSteps"]:
-                steps.append(
-                    CloudStep(
-                        name=step["StepName"],
-                        status=step.get("StepStatus", ""),
-                        started=step["StartTime"].isoformat(timespec="seconds")
-                        if "StartTime" in step
-                        else "",
-                        ended=step["EndTime"].isoformat(timespec="seconds")
-                        if "EndTime" in step
-                        else "",
-                        failure_reason=step.get("FailureReason", ""),
-                    )
-                )
+            steps.extend(_step(step) for step in page["PipelineExecutionSteps"])
     return status, steps
 
 

@@ -6,6 +6,7 @@ import concurrent.futures
 import http.client
 import json
 import time
+from pathlib import Path
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
@@ -141,3 +142,27 @@ def test_load_30s_at_64_clients_has_no_errors(live_server: str) -> None:
         results = list(pool.map(lambda _: client(), range(64)))
     assert sum(f for _, f in results) == 0
     assert sum(o for o, _ in results) > 64
+
+
+def test_mlops_endpoint_invoke_target_aws_against_our_server(
+    live_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The CLI's AWS path, pointed at our server by boto3's own endpoint override variable."""
+    from mlops.cli import main
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", live_server)
+    rows = tmp_path / "rows.csv"
+    rows.write_text(ROW + "\n")
+    assert main(["endpoint", "invoke", "demo", "--file", str(rows), "--target", "aws"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"predictions": ["Adelie"]}
+    rows.write_text("1,2\n")
+    assert main(["endpoint", "invoke", "demo", "--file", str(rows), "--target", "aws"]) == 2
+    assert (
+        "InvokeEndpoint on endpoint demo failed: ValidationError: row 1 has 2 values"
+        in capsys.readouterr().err
+    )

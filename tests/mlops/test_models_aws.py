@@ -153,3 +153,16 @@ def test_aws_errors_say_what_to_check(code: str, error: type, text: str) -> None
     ):
         raise _client_error(code)
     assert text in str(caught.value)
+
+
+def test_latest_approved_prints_the_arn_ci_deploys(
+    sagemaker: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(sagemaker, 3)
+    assert main(["models", "latest-approved", *AWS]) == 3
+    assert "has no approved version" in capsys.readouterr().err
+    for version in (1, 2):
+        assert main(["models", "approve", str(version), *AWS]) == 0
+    capsys.readouterr()
+    assert main(["models", "latest-approved", *AWS]) == 0
+    assert capsys.readouterr().out.strip().endswith(":model-package/mlops-tabular/2")

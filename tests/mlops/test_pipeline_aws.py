@@ -46,11 +46,17 @@ def _steps(stubber: Stubber, status: str, steps: list[dict[str, Any]]) -> None:
 
 
 def step(name: str, status: str, reason: str = "") -> dict[str, Any]:
+    job = {"Preprocess": "ProcessingJob", "Train": "TrainingJob"}[name]
     entry: dict[str, Any] = {
         "StepName": name,
         "StepStatus": status,
         "StartTime": datetime(2026, 11, 28, tzinfo=UTC),
+        "Metadata": {
+            job: {"Arn": f"arn:aws:sagemaker:us-east-1:123456789012:{job.lower()}/{name.lower()}-1"}
+        },
     }
+    if status != "Executing":
+        entry["EndTime"] = datetime(2026, 11, 28, 0, 1, 30, tzinfo=UTC)
     if reason:
         entry["FailureReason"] = reason
     return entry
@@ -77,6 +83,17 @@ def test_steps_watch_follows_until_the_end_and_shows_failure_reasons(
     captured = capsys.readouterr()
     assert captured.out.count("Execution abc123:") == 2 and "Executing" in captured.out
     assert "Train: AlgorithmError: bad hyperparameters" in captured.err
+    header = next(
+        line for line in captured.out.splitlines() if "Step" in line and "Seconds" in line
+    )
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == list(
+        cli.STEP_COLUMNS
+    )  # as the local listing
+    assert "Processing" in captured.out and "90.00" in captured.out
+    assert (
+        "ProcessingJob=arn:aws:sagemaker:us-east-1:123456789012:processingjob/preprocess-1"
+        in captured.out
+    )
 
 
 def test_definition_deployed_shows_the_body_and_its_difference(
