@@ -6,8 +6,8 @@ import concurrent.futures
 import http.client
 import json
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import boto3
