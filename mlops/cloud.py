@@ -15,6 +15,7 @@ from typing import Any
 from mlops.aws import Aws, explained
 from mlops.errors import ExecutionFailed, MlopsError, NotFound
 from mlops.executor.runner import resolve_parameters
+from sagemaker_jobs.digests import file_sha256
 
 
 def _files(source: Path) -> list[Path]:
@@ -24,14 +25,6 @@ def _files(source: Path) -> list[Path]:
     if not files:
         raise MlopsError(f"data directory {source} is empty")
     return files
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def data_bucket(aws: Aws) -> str:
@@ -47,7 +40,7 @@ def upload_data(aws: Aws, source: Path) -> str:
     stage's KMS key, so no key is named here."""
     files = _files(source)
     base = source if source.is_dir() else source.parent
-    hashes = {path: _sha256(path) for path in files}
+    hashes = {path: file_sha256(path) for path in files}
     digest = hashlib.sha256(
         "".join(f"{p.relative_to(base)}\0{h}\n" for p, h in hashes.items()).encode()
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from mlops.errors import MlopsError, NotFound
 from mlops.registry import ModelPackage
 from mlops.store import LocalObjectStore
+from sagemaker_jobs.digests import update_from_file
 from sagemaker_jobs.pipeline import PipelineSettings
 
 # Stand-ins for what CDK passes in AWS: ARN-shaped, so the SDK never asks IAM about them.
@@ -68,9 +69,7 @@ def upload_dataset(store: LocalObjectStore, source: Path) -> str:
     digest = hashlib.sha256()
     for path in files:
         digest.update(str(path.relative_to(base)).encode() + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        update_from_file(digest, path)
     prefix = f"s3://{LOCAL_BUCKET}/datasets/{digest.hexdigest()[:16]}"
     uri = prefix if source.is_dir() else f"{prefix}/{source.name}"
     return store.put(source, uri)

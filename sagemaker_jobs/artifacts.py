@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import tarfile
@@ -16,18 +15,11 @@ import sklearn
 
 from sagemaker_jobs.contract import JobError, write_json
 from sagemaker_jobs.data import Schema
+from sagemaker_jobs.digests import file_sha256
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 ARCHIVE = "model.tar.gz"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save(model: Any, schema: Schema, model_dir: Path, extra: dict[str, Any]) -> dict[str, Any]:

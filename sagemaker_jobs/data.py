@@ -6,7 +6,6 @@ names the column or file and the fix; ``preprocess.main`` only does the I/O arou
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -127,15 +126,6 @@ def read_table(location: Path) -> pd.DataFrame:
     if table.empty:
         raise JobError(f"input {location} has a header but no rows")
     return table
-
-
-def sha256_of(files: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _non_null_text(column: pd.Series) -> pd.Series:

@@ -19,9 +19,9 @@ from sagemaker_jobs.data import (
     profile,
     read_split,
     read_table,
-    sha256_of,
     split,
 )
+from sagemaker_jobs.digests import files_sha256
 
 LOGGER = "sagemaker_jobs.data"
 
@@ -423,7 +423,7 @@ def test_split_explains_when_there_are_too_few_rows() -> None:
 def test_profile_describes_a_classification_table(tmp_path: Path) -> None:
     raw = tmp_path / "raw.csv"
     raw.write_text("size,colour,label\n", encoding="utf-8")
-    digest = sha256_of([raw])
+    digest = files_sha256([raw])
     assert digest == hashlib.sha256(raw.read_bytes()).hexdigest()
     table = pd.DataFrame(
         {
