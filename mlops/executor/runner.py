@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sagemaker_jobs
-from mlops.errors import ExecutionFailed, MlopsError, NotFound
+from mlops.errors import ExecutionFailed, MlopsError
 from mlops.executor.expressions import Context, ExpressionError
 from mlops.executor.records import ExecutionRecord, StepRecord, now
 from mlops.home import Home
@@ -294,7 +294,7 @@ class LocalPipelineExecutor:
     def _download(self, name: str, uri: str, destination: Path) -> None:
         try:
             self.store.get(uri, destination)
-        except (NotFound, MlopsError) as exc:
+        except MlopsError as exc:  # NotFound included
             raise StepFailed(name, f"input {uri}: {exc}") from exc
 
     def _run_container(

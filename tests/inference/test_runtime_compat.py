@@ -23,10 +23,7 @@ from .conftest import ROW, serving
 
 
 @pytest.fixture
-def runtime(live_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    # The client signs requests, so it needs some credentials; the local server ignores them.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+def runtime(fake_aws_credentials: None, live_server: str) -> Iterator[object]:
     # Default retry settings: a 5xx would be retried, and RetryAttempts would show it.
     client = boto3.client("sagemaker-runtime", endpoint_url=live_server, region_name="us-east-1")
     yield client
@@ -76,9 +73,7 @@ class _Broken:
         raise ValueError("the trees are corrupt")
 
 
-def test_model_failures_raise_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+def test_model_failures_raise_model_error(fake_aws_credentials: None) -> None:
     app = InferenceApp(ModelHandler(_Broken(), None, None), ServerSettings(workers=1))
     with serving(app) as url:
         client = boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-east-1")
@@ -145,6 +140,7 @@ def test_load_30s_at_64_clients_has_no_errors(live_server: str) -> None:
 
 
 def test_mlops_endpoint_invoke_target_aws_against_our_server(
+    fake_aws_credentials: None,
     live_server: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -153,8 +149,6 @@ def test_mlops_endpoint_invoke_target_aws_against_our_server(
     """The CLI's AWS path, pointed at our server by boto3's own endpoint override variable."""
     from mlops.cli import main
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", live_server)
     rows = tmp_path / "rows.csv"
     rows.write_text(ROW + "\n")

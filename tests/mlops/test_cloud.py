@@ -20,12 +20,10 @@ AWS = ["--target", "aws", "--stage", "dev"]
 
 @pytest.fixture
 def aws(
-    monkeypatch: pytest.MonkeyPatch, local_definition: dict[str, Any]
+    fake_aws_credentials: None, monkeypatch: pytest.MonkeyPatch, local_definition: dict[str, Any]
 ) -> Iterator[dict[str, Any]]:
     import json
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")

@@ -19,9 +19,7 @@ GROUP = "mlops-tabular"
 
 
 @pytest.fixture
-def sagemaker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def sagemaker(fake_aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("sagemaker", region_name="us-east-1")
         client.create_model_package_group(ModelPackageGroupName=GROUP)

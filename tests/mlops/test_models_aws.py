@@ -20,9 +20,7 @@ AWS = ["--target", "aws", "--stage", "dev"]
 
 
 @pytest.fixture
-def sagemaker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def sagemaker(fake_aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("sagemaker", region_name="us-east-1")
         s3 = boto3.client("s3", region_name="us-east-1")

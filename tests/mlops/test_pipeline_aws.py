@@ -23,9 +23,7 @@ ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/mlops-tabular/execution
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def aws(fake_aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     with mock_aws():
         handle = Aws(Stage("dev", "us-east-1", "mlops-tabular", "mlops-tabular"))
         monkeypatch.setattr(cli, "_aws", lambda stage: handle)
