@@ -14,7 +14,8 @@ WORKDIR /opt/program
 # Dependencies first, so code edits do not rebuild this layer.
 COPY constraints.txt ./
 RUN python3 -m pip install -c constraints.txt \
-        scikit-learn pandas pyarrow pydantic uvicorn uvloop httptools
+        scikit-learn pandas pyarrow pydantic uvicorn uvloop httptools \
+        prometheus-client scipy matplotlib
 
 COPY pyproject.toml README.md ./
 COPY sagemaker_jobs ./sagemaker_jobs

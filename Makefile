@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# Debian's headless Chromium renders the HTML reports in a test (the report must really display).
+CHROMIUM   := /usr/bin/chromium
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_GET    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -y -q --no-install-recommends
 export CDK_DISABLE_VERSION_CHECK := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export SAGEMAKER_VALIDATE_ROLE := false
@@ -24,6 +28,9 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
+$(CHROMIUM):
+	$(APT_GET) install chromium || ($(APT_GET) update && $(APT_GET) install chromium)
+
 install: $(PY_STAMP) $(NODE_STAMP) ## venv with pinned deps, and the pinned CDK CLI
 
 run: $(PY_STAMP) ## the local end-to-end demo: run the pipeline on the demo data set
@@ -32,8 +39,8 @@ run: $(PY_STAMP) ## the local end-to-end demo: run the pipeline on the demo data
 definition: $(PY_STAMP) ## print the pipeline definition JSON
 	$(BIN)/mlops pipeline definition
 
-test: install ## every test, the slow end-to-end ones too (what CI runs)
-	$(BIN)/python -m pytest -n 2
+test: install $(CHROMIUM) ## every test, the slow end-to-end ones too (what CI runs)
+	MLOPS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n 2
 
 test-fast: install ## skip the end-to-end pipeline runs
 	$(BIN)/python -m pytest -n 2 -m "not slow"
