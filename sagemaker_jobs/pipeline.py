@@ -110,6 +110,7 @@ def _build(settings: PipelineSettings) -> Pipeline:
     # and it checks roles with IAM unless told not to: neither may need credentials here.
     os.environ.setdefault("AWS_DEFAULT_REGION", settings.region)
     os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+    from sagemaker.core.drift_check_baselines import DriftCheckBaselines
     from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
     from sagemaker.core.network import NetworkConfig
     from sagemaker.core.processing import Processor
@@ -226,7 +227,7 @@ def _build(settings: PipelineSettings) -> Pipeline:
             inputs=[s3_input("raw", input_uri, f"{PROCESSING_ROOT}/input/raw")],
             outputs=[
                 s3_output("preprocess", name, f"{PROCESSING_ROOT}/output/{name}")
-                for name in ("train", "validation", "test", "profile")
+                for name in ("train", "validation", "test", "profile", "baseline")
             ],
             arguments=[
                 "--target",
@@ -307,6 +308,10 @@ def _build(settings: PipelineSettings) -> Pipeline:
             "evaluation.json",
         ],
     )
+
+    def baseline_uri(name: str) -> Join:
+        return Join(on="/", values=[split_uri("baseline"), name])
+
     register = ModelStep(
         name="RegisterModel",
         step_args=ModelBuilder(
@@ -324,6 +329,16 @@ def _build(settings: PipelineSettings) -> Pipeline:
                 model_statistics=MetricsSource(
                     s3_uri=evaluation_uri, content_type="application/json"
                 )
+            ),
+            # Model Monitor's baseline of the training data, registered as SageMaker pipelines
+            # do: a monitoring schedule (or `mlops monitor drift`) finds it on the package.
+            drift_check_baselines=DriftCheckBaselines(
+                model_data_statistics=MetricsSource(
+                    s3_uri=baseline_uri("statistics.json"), content_type="application/json"
+                ),
+                model_data_constraints=MetricsSource(
+                    s3_uri=baseline_uri("constraints.json"), content_type="application/json"
+                ),
             ),
             approval_status=approval,
             customer_metadata_properties={

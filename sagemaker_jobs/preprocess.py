@@ -2,8 +2,9 @@
 
 Container entry point: ``python3 -m sagemaker_jobs.preprocess --target COLUMN [...]``.
 Reads every CSV/Parquet file under ``/opt/ml/processing/input/raw`` and writes
-``train/``, ``validation/``, ``test/`` (CSV with header, plus ``schema.json`` beside each)
-and ``profile/profile.json`` under ``/opt/ml/processing/output``.
+``train/``, ``validation/``, ``test/`` (CSV with header, plus ``schema.json`` beside each),
+``profile/profile.json`` and ``baseline/`` (Model Monitor's ``statistics.json`` and
+``constraints.json`` of the train split) under ``/opt/ml/processing/output``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from sagemaker_jobs import data
+from sagemaker_jobs import baseline, data
 from sagemaker_jobs.contract import JobError, Paths, run_job, write_json
 from sagemaker_jobs.digests import files_sha256
 
@@ -72,6 +73,9 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
         write_json(target_dir / "schema.json", schema.to_dict())
         log.info("%s: %d rows", name, len(part))
     write_json(out / "profile" / "profile.json", report)
+    # The data the model learns from is what served traffic is compared with.
+    baseline.write_baseline(out / "baseline", parts[0], schema)
+    log.info("baseline: Model Monitor statistics and constraints of the train split")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

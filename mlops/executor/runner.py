@@ -493,6 +493,12 @@ class LocalPipelineExecutor:
                 },
                 content_types=inference.get("SupportedContentTypes", []),
                 response_types=inference.get("SupportedResponseMIMETypes", []),
+                drift_baseline={
+                    kind.lower(): source["S3Uri"]
+                    for kind, source in args.get("DriftCheckBaselines", {})
+                    .get("ModelDataQuality", {})
+                    .items()
+                },
             )
         except MlopsError as exc:
             raise StepFailed(name, str(exc)) from exc

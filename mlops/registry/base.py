@@ -24,6 +24,8 @@ class ModelPackage:
     approval_description: str = ""
     content_types: list[str] = field(default_factory=list)
     response_types: list[str] = field(default_factory=list)
+    # DriftCheckBaselines.ModelDataQuality: {"statistics": URI, "constraints": URI}, or empty
+    drift_baseline: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +43,7 @@ class ModelRegistry(Protocol):
         metadata: dict[str, str],
         content_types: list[str],
         response_types: list[str],
+        drift_baseline: dict[str, str] | None = None,
     ) -> ModelPackage: ...
 
     def list_groups(self) -> list[str]: ...

@@ -63,6 +63,7 @@ class LocalModelRegistry:
         metadata: dict[str, str],
         content_types: list[str],
         response_types: list[str],
+        drift_baseline: dict[str, str] | None = None,
     ) -> ModelPackage:
         check_status(approval_status)
         with self._locked(group) as directory:
@@ -79,6 +80,7 @@ class LocalModelRegistry:
                 metadata=metadata,
                 content_types=content_types,
                 response_types=response_types,
+                drift_baseline=drift_baseline or {},
             )
             self._write(directory / f"{version}.json", package)
         return package

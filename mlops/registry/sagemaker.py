@@ -69,6 +69,7 @@ class SageMakerModelRegistry:
             approval_description=described.get("ApprovalDescription", ""),
             content_types=list(spec.get("SupportedContentTypes", [])),
             response_types=list(spec.get("SupportedResponseMIMETypes", [])),
+            drift_baseline=_drift_baseline(described),
         )
 
     def _describe(self, arn: str) -> dict[str, Any]:
@@ -84,6 +85,7 @@ class SageMakerModelRegistry:
     def create_model_package(
         self, group: str, *, model_data_url: str, image_uri: str, approval_status: str,
         metrics: dict[str, Any], metadata: dict[str, str], content_types: list[str], response_types: list[str],
+        drift_baseline: dict[str, str] | None = None,
     ) -> ModelPackage:  # fmt: skip
         check_status(approval_status)
         self._check_group(group)
@@ -97,6 +99,7 @@ class SageMakerModelRegistry:
                     "SupportedContentTypes": content_types,
                     "SupportedResponseMIMETypes": response_types,
                 },
+                **_drift_check_baselines(drift_baseline or {}),
             )
         return self._package(self._describe(created["ModelPackageArn"]), with_metrics=False)
 
@@ -126,3 +129,19 @@ class SageMakerModelRegistry:
         with explained("sagemaker:UpdateModelPackage", arn):
             self.sagemaker.update_model_package(**arguments)
         return self._package(self._describe(arn), with_metrics=False)
+
+
+def _drift_baseline(described: dict[str, Any]) -> dict[str, str]:
+    """Model Monitor's baseline the pipeline registered (DriftCheckBaselines.ModelDataQuality)."""
+    quality = described.get("DriftCheckBaselines", {}).get("ModelDataQuality", {})
+    return {kind.lower(): source["S3Uri"] for kind, source in quality.items() if "S3Uri" in source}
+
+
+def _drift_check_baselines(baseline: dict[str, str]) -> dict[str, Any]:
+    if not baseline:
+        return {}
+    sources = {
+        kind.capitalize(): {"ContentType": "application/json", "S3Uri": uri}
+        for kind, uri in baseline.items()
+    }
+    return {"DriftCheckBaselines": {"ModelDataQuality": sources}}
