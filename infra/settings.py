@@ -57,6 +57,26 @@ class EndpointSettings(BaseModel):
         return self
 
 
+class MlflowSettings(BaseModel):
+    """An optional SageMaker managed MLflow tracking server; it bills by the hour while it runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tracking_server: bool = False
+    size: Literal["Small", "Medium", "Large"] = "Small"
+    mlflow_version: str | None = Field(None, pattern=r"^\d+\.\d+(\.\d+)?$")
+
+    @staticmethod
+    def server_name(stage: str) -> str:
+        return f"mlops-{stage}"
+
+    def server_arn(self, stage: str, region: str, account: str) -> str:
+        """The tracking URI the CLI and the pipeline use (the sagemaker-mlflow plugin signs it)."""
+        return (
+            f"arn:aws:sagemaker:{region}:{account}:mlflow-tracking-server/{self.server_name(stage)}"
+        )
+
+
 class StageSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -69,6 +89,7 @@ class StageSettings(BaseModel):
         None, description="no endpoint in this stage when absent"
     )
     vpc: bool = Field(False, description="jobs and models in private isolated subnets")
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
 
 
 def _explain(exc: ValidationError, where: str) -> MlopsError:

@@ -1,0 +1,1 @@
+"""CLI command groups, one module each, registered in ``mlops.cli``."""
