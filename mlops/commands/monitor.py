@@ -1,0 +1,225 @@
+"""`mlops monitor`: Model Monitor baselines of registered versions, drift of captured traffic."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlops.errors import MlopsError, NotFound
+from mlops.home import Home
+from mlops.registry import ModelPackage
+
+if TYPE_CHECKING:
+    from mlops.monitoring import Captures, DriftResult
+
+# Exit code when a check finds violations: like `diff`, 1 means "differs" while 2 stays
+# "bad arguments" and 3 "not found" (see mlops.errors), so a scheduler can tell them apart.
+VIOLATIONS_EXIT_CODE = 1
+DEFAULT_GROUP = "mlops-tabular"
+
+app = typer.Typer(
+    no_args_is_help=True, help="Model Monitor baselines and drift of captured traffic."
+)
+# Piped output (logs, CI, README captures) is not cut to 80 columns, as in mlops.cli.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+TARGET_OPTION = typer.Option(
+    "--target", envvar="MLOPS_TARGET", help="local (.mlops here) or aws (the deployed stage)."
+)
+STAGE_OPTION = typer.Option(
+    "--stage", envvar="MLOPS_STAGE", help="Stage in cdk.json, with --target aws."
+)
+GROUP_OPTION = typer.Option(
+    "--group", "-g", help="Model Package Group (default: the stage's, or mlops-tabular)."
+)
+
+
+class _Target:
+    """The registry, store or AWS clients that one --target names."""
+
+    def __init__(self, target: str, stage: str, group: str | None) -> None:
+        from mlops.registry import LocalModelRegistry
+        from mlops.store import LocalObjectStore
+
+        self.home = Home.from_env()
+        self.name = target
+        self.aws: Any = None
+        if target == "local":
+            self.store = LocalObjectStore(self.home.store)
+            self.registry: Any = LocalModelRegistry(self.home.registry)
+            self.group = group or DEFAULT_GROUP
+        elif target == "aws":
+            from mlops.aws import Aws, Stage
+            from mlops.registry.sagemaker import SageMakerModelRegistry
+
+            self.aws = Aws(Stage.load(stage))
+            self.registry = SageMakerModelRegistry(self.aws)
+            self.group = group or self.aws.stage.model_package_group
+        else:
+            raise MlopsError(f"--target {target!r}: use local or aws")
+
+    def package(self, version: int) -> ModelPackage:
+        package: ModelPackage = self.registry.describe_model_package(self.group, version)
+        return package
+
+    def baseline_dir(self, package: ModelPackage, into: Path | None) -> tuple[Path, str]:
+        """The version's baseline as a folder, and how it was found."""
+        from mlops import monitoring_sources as sources
+
+        scratch = self.home.root / "monitoring" / "baselines" / package.group / str(package.version)
+        if self.aws is not None:
+            return sources.aws_baseline(self.aws, package, into or scratch), "downloaded"
+        if package.drift_baseline:
+            found = sources.local_baseline(self.store, package)
+            return (sources.copy_baseline(found, into) if into else found), "registered"
+        return sources.recompute_baseline(self.store, package, into or scratch), "recomputed"
+
+    def serving_version(self, endpoint: str) -> int:
+        """The version the endpoint serves (its captures are that model's inputs)."""
+        if self.aws is not None:
+            from mlops.cloud import endpoint_status
+
+            arn = endpoint_status(self.aws, endpoint).model_package_arn
+            if not arn.rsplit("/", 1)[-1].isdigit():
+                raise MlopsError(f"endpoint {endpoint} serves no model package; pass --baseline")
+            return int(arn.rsplit("/", 1)[-1])
+        record = self.home.root / "endpoints" / endpoint / "endpoint.json"
+        if not record.exists():
+            raise NotFound(
+                f"no local endpoint {endpoint!r} to take the model version from (a deleted "
+                "endpoint keeps its captures): pass --baseline VERSION or --baseline DIR"
+            )
+        return int(json.loads(record.read_text(encoding="utf-8"))["version"])
+
+
+@app.command("baseline")
+def baseline(
+    version: int,
+    output: Annotated[Path | None, typer.Option(help="Folder to write the files into.")] = None,
+    group: Annotated[str | None, GROUP_OPTION] = None,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
+    """Write (or show) the Model Monitor baseline of a registered version."""
+    from sagemaker_jobs.baseline import CONSTRAINTS_FILE, SCHEMA_FILE, STATISTICS_FILE
+
+    where = _Target(target, stage, group)
+    package = where.package(version)
+    folder, how = where.baseline_dir(package, output)
+    statistics = json.loads((folder / STATISTICS_FILE).read_text(encoding="utf-8"))
+    out.print(
+        f"Baseline of {package.group} version {package.version} ({how}): "
+        f"{int(statistics['dataset']['item_count'])} training rows, "
+        f"{len(statistics['features'])} features"
+    )
+    out.print(f"Statistics:   {folder / STATISTICS_FILE}")
+    out.print(f"Constraints:  {folder / CONSTRAINTS_FILE}")
+    if (folder / SCHEMA_FILE).exists():
+        out.print(f"Feature names: {folder / SCHEMA_FILE}")
+
+
+@app.command("drift")
+def drift(
+    endpoint: Annotated[str, typer.Option("--endpoint", help="Endpoint whose captures to check.")],
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="A model version or a baseline folder (default: the version served)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Folder for the results (default: .mlops/monitoring/...).")
+    ] = None,
+    psi_threshold: Annotated[
+        float, typer.Option(min=0, help="PSI at or above which a feature may drift.")
+    ] = 0.2,
+    p_value: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="The KS / chi-square test must reject at this level."),
+    ] = 0.01,
+    completeness_tolerance: Annotated[
+        float, typer.Option(min=0, max=1, help="Allowed drop of a feature's non-missing share.")
+    ] = 0.05,
+    max_files: Annotated[
+        int, typer.Option(min=1, help="Read at most this many newest capture files.")
+    ] = 1000,
+    group: Annotated[str | None, GROUP_OPTION] = None,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
+    """Compare captured requests with a baseline; exit 1 when a check finds violations."""
+    from mlops import monitoring_sources as sources
+    from mlops.monitoring import Thresholds, detect_drift, read_captures
+    from mlops.monitoring_report import write_report
+    from sagemaker_jobs.baseline import read_baseline
+    from sagemaker_jobs.contract import JobError
+
+    where = _Target(target, stage, group)
+    if baseline is not None and Path(baseline).is_dir():
+        folder = Path(baseline)
+    elif baseline is not None and not baseline.isdigit():
+        raise NotFound(f"--baseline {baseline!r} is neither a folder nor a model version number")
+    else:
+        version = int(baseline) if baseline else where.serving_version(endpoint)
+        folder, _ = where.baseline_dir(where.package(version), None)
+    try:
+        reference = read_baseline(folder)
+    except JobError as exc:
+        raise MlopsError(str(exc)) from exc
+    files = (
+        sources.aws_captures(where.aws, endpoint, max_files)
+        if where.aws is not None
+        else sources.local_captures(where.home, endpoint, max_files)
+    )
+    captures = read_captures(files, [f.name for f in reference.features])
+    thresholds = Thresholds(psi=psi_threshold, p_value=p_value, completeness=completeness_tolerance)
+    result = detect_drift(reference, captures, thresholds)
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    target_dir = output or where.home.root / "monitoring" / endpoint / stamp
+    target_dir.mkdir(parents=True, exist_ok=True)
+    violations_file = target_dir / "constraint_violations.json"
+    violations_file.write_text(
+        json.dumps(result.violations_document(), indent=2) + "\n", encoding="utf-8"
+    )
+    report = write_report(
+        target_dir / "drift-report.html",
+        result,
+        endpoint=endpoint,
+        baseline_source=str(folder),
+        thresholds=thresholds,
+        capture_files=captures.files,
+    )
+    _print_result(result, captures, folder, violations_file, report)
+    if result.violations:
+        raise typer.Exit(VIOLATIONS_EXIT_CODE)
+
+
+def _print_result(
+    result: DriftResult, captures: Captures, folder: Path, violations_file: Path, report: Path
+) -> None:
+    skipped = sum(captures.skipped.values())
+    out.print(
+        f"{result.rows} captured rows ({captures.records} records in {captures.files} files"
+        + (f"; {skipped} not decoded: {captures.skipped}" if skipped else "")
+        + f") against the baseline in {folder}"
+    )
+    table = Table("Feature", "Completeness", "PSI", "Test", "p-value", "Verdict")
+    for f in result.features:
+        table.add_row(
+            f.name,
+            f"{f.baseline_completeness:.0%} -> {f.completeness:.0%}" if f.present else "absent",
+            "" if f.psi != f.psi else f"{f.psi:.3f}",
+            f.test,
+            "" if f.p_value != f.p_value else f"{f.p_value:.2g}",
+            result.verdict(f),
+        )
+    out.print(table)
+    for violation in result.violations:
+        out.print(f"[red]{violation['constraint_check_type']}[/]: {violation['description']}")
+    out.print(f"Violations:   {violations_file} ({len(result.violations)})")
+    out.print(f"Report:       {report}")
