@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Column, Table
 
+from mlops.commands import monitor as monitor_commands
 from mlops.endpoints import LocalEndpoints
 from mlops.errors import ExecutionFailed, MlopsError, NotFound
 from mlops.executor.records import ExecutionRecord, StepRecord, find_execution, list_executions
@@ -30,6 +31,7 @@ app.add_typer(data_app, name="data")
 endpoint_app = typer.Typer(no_args_is_help=True, help="Local endpoints running the model server.")
 app.add_typer(models_app, name="models")
 app.add_typer(endpoint_app, name="endpoint")
+app.add_typer(monitor_commands.app, name="monitor", no_args_is_help=True)
 
 # Piped output (logs, CI, README captures) is not cut to 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 200
