@@ -14,12 +14,13 @@ tracking server (``mlflow.tracking_server`` in cdk.json; its ARN is the URI, whi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -366,7 +367,20 @@ def _download(aws: Any, uri: str, into: Path) -> Path:
 
 
 # MLflow ---------------------------------------------------------------------------------
-@contextmanager
+def import_in_background() -> threading.Thread:
+    """Import MLflow's client and SQL store while the pipeline's jobs run (child processes, so
+    this process is idle): it takes about 2.5 s, which a run would otherwise wait for at the end."""
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):  # logging imports it again and reports a failure
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+    thread = threading.Thread(target=load, name="mlflow-import", daemon=True)
+    thread.start()
+    return thread
+
+
+@contextlib.contextmanager
 def _tracking(uri: str, action: str) -> Iterator[Any]:
     """An MLflow client for ``uri``; any failure in the block becomes one TrackingError."""
     try:
