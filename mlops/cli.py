@@ -14,10 +14,17 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Column, Table
 
+from mlops.commands import experiments
 from mlops.commands import monitor as monitor_commands
 from mlops.endpoints import LocalEndpoints
 from mlops.errors import ExecutionFailed, MlopsError, NotFound
-from mlops.executor.records import ExecutionRecord, StepRecord, find_execution, list_executions
+from mlops.executor.records import (
+    EXECUTION_FILE,
+    ExecutionRecord,
+    StepRecord,
+    find_execution,
+    list_executions,
+)
 from mlops.home import Home
 from mlops.registry import LocalModelRegistry, ModelPackage, ModelRegistry
 from mlops.store import LocalObjectStore
@@ -31,6 +38,7 @@ app.add_typer(data_app, name="data")
 endpoint_app = typer.Typer(no_args_is_help=True, help="Local endpoints running the model server.")
 app.add_typer(models_app, name="models")
 app.add_typer(endpoint_app, name="endpoint")
+app.add_typer(experiments.app, name="experiments", no_args_is_help=True)
 app.add_typer(monitor_commands.app, name="monitor", no_args_is_help=True)
 
 # Piped output (logs, CI, README captures) is not cut to 80 columns.
@@ -166,6 +174,13 @@ def run(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show the jobs' own logs.")
     ] = False,
+    track: Annotated[
+        bool,
+        typer.Option(
+            "--track/--no-track", envvar="MLOPS_TRACK", help="Log the execution to MLflow."
+        ),
+    ] = True,
+    tracking_uri: Annotated[str | None, experiments.TRACKING_URI_OPTION] = None,
 ) -> None:
     """Run the pipeline definition locally: preprocess, train, evaluate, gate, register."""
     from mlops.executor.runner import LocalPipelineExecutor
@@ -189,18 +204,34 @@ def run(
     if data is None:
         overrides.setdefault("TargetColumn", DEMO_TARGET)  # the demo's target, unless -p names one
     err.print(f"Building the pipeline definition and running it on {source} ...")
-    definition = json.loads(definition_json(local_settings()))
+    settings = local_settings()
+    definition = json.loads(definition_json(settings))
     registry = LocalModelRegistry(home.registry)
     executor = LocalPipelineExecutor(
         home, registry, image_uri=LOCAL_IMAGE, reporter=ConsoleReporter(err, verbose)
     )
+
+    def tracked(record: ExecutionRecord) -> None:
+        if track:
+            experiments.track_local_execution(
+                record, home, registry, tracking_uri=tracking_uri,
+                experiment=settings.pipeline_name, code_version=settings.code_version,
+            )  # fmt: skip
+
+    if track:
+        from mlops.tracking import import_in_background
+
+        import_in_background()
     try:
         record = executor.run(definition, overrides)
     except ExecutionFailed as exc:
         err.print(f"[red]Execution failed:[/] {exc}")
         err.print(f"Run directory: {exc.run_dir}  (step logs under steps/<name>/log.txt)")
+        if exc.exit_code == 1 and exc.run_dir:  # failed, not stopped: its metrics still count
+            tracked(ExecutionRecord.load(Path(exc.run_dir) / EXECUTION_FILE))
         raise typer.Exit(exc.exit_code) from exc
     _print_summary(record, registry, store)
+    tracked(record)
 
 
 def _print_summary(
