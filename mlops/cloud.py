@@ -215,6 +215,7 @@ class CloudStep:
     status: str
     seconds: float | None
     detail: str  # the failure reason, or what the step produced (job ARN, outcome, package)
+    cache_hit: str = ""  # the execution whose results SageMaker reused (CacheHitResult)
 
 
 def _step(step: dict[str, Any]) -> CloudStep:
@@ -236,6 +237,7 @@ def _step(step: dict[str, Any]) -> CloudStep:
         step.get("StepStatus", ""),
         seconds,
         step.get("FailureReason") or produced,
+        step.get("CacheHitResult", {}).get("SourcePipelineExecutionArn", "").rsplit("/", 1)[-1],
     )
 
 

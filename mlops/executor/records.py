@@ -30,6 +30,14 @@ class StepRecord:
     failure_reason: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     log_file: str | None = None
+    # The execution whose results this step reused (SageMaker's CacheHitResult), if any.
+    cache_hit: str | None = None
+    # Lineage of job steps: the image and job code that ran, and what they read and wrote
+    # ({"name", "uri", "sha256"} each).
+    image: str | None = None
+    code_sha256: str | None = None
+    inputs: list[dict[str, str]] = field(default_factory=list)
+    output_artifacts: list[dict[str, str]] = field(default_factory=list)
 
     def finish(self, status: str, failure_reason: str | None = None) -> None:
         self.status, self.failure_reason, self.end_time = status, failure_reason, now()

@@ -8,6 +8,7 @@ registration step writes to the local registry. Step types are dispatched throug
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -18,13 +19,14 @@ import sys
 import tarfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import sagemaker_jobs
 from mlops.errors import ExecutionFailed, MlopsError
+from mlops.executor import cache
 from mlops.executor.expressions import Context, ExpressionError
 from mlops.executor.records import ExecutionRecord, StepRecord, now
 from mlops.home import Home
@@ -171,9 +173,13 @@ class LocalPipelineExecutor:
         image_uri: str,
         reporter: Reporter | None = None,
         python: str = sys.executable,
+        use_cache: bool = True,
     ) -> None:
         self.home = home
         self.store = LocalObjectStore(home.store)
+        # Without the cache (--no-cache) every step runs; its results still refresh the cache.
+        self.cache = cache.StepCache(home.root / "cache", self.store)
+        self.use_cache = use_cache
         self.registry = registry
         self.image_uri = image_uri
         self.reporter = reporter or SilentReporter()
@@ -240,7 +246,7 @@ class LocalPipelineExecutor:
             self.reporter.step_started(step)
             context.execution["CurrentDateTime"] = now()
             try:
-                outcome = self._handlers[spec["Type"]](spec, context, step_dir)
+                outcome = self._run_or_reuse(spec, context, step_dir, step)
             except StepFailed as exc:
                 step.finish("Failed", exc.reason)
                 record.finish("Failed", f"Step {name} failed: {exc.reason}")
@@ -268,6 +274,47 @@ class LocalPipelineExecutor:
             self.reporter.step_finished(step)
         record.finish("Succeeded")
         return record
+
+    def _run_or_reuse(
+        self, spec: dict[str, Any], context: Context, step_dir: Path, step: StepRecord
+    ) -> Outcome:
+        """Run the step's handler, or reuse a cached run; record its lineage either way."""
+        handler = self._handlers[spec["Type"]]
+        if spec["Type"] not in cache.CACHEABLE_TYPES:  # not a job step: nothing to cache or trace
+            return handler(spec, context, step_dir)
+        try:
+            identity = cache.identify(
+                spec,
+                self._resolve(spec["Name"], spec.get("Arguments", {}), context),
+                pipeline=context.execution["PipelineName"],
+                store=self.store,
+                code_sha256=self._code_sha256,
+            )
+        except cache.CacheConfigError as exc:
+            raise StepFailed(spec["Name"], str(exc)) from exc
+        step.image, step.code_sha256 = identity.image, self._code_sha256
+        step.inputs = [asdict(a) for a in identity.inputs]
+        hit = self.cache.lookup(identity) if self.use_cache else None
+        if hit:
+            step.cache_hit = hit.execution_id
+            outcome = Outcome(hit.properties, hit.outputs, hit.property_files)
+        else:
+            outcome = handler(spec, context, step_dir)
+            self.cache.save(
+                identity,
+                context.execution["PipelineExecutionId"],
+                outcome.properties,
+                outcome.outputs,
+                outcome.property_files,
+            )
+        step.output_artifacts = [
+            asdict(a) for a in cache.output_artifacts(self.store, outcome.outputs)
+        ]
+        return outcome
+
+    @functools.cached_property
+    def _code_sha256(self) -> str:
+        return cache.code_digest(Path(sagemaker_jobs.__file__).resolve().parent)
 
     # helpers ------------------------------------------------------------------------
     def _resolve(self, name: str, value: Any, context: Context) -> Any:
