@@ -4,14 +4,12 @@ a baseline built by the preprocess core, checks, the report in Chromium, and `ml
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from inference.capture import CaptureWriter
 from mlops.cli import main
 from mlops.errors import MlopsError
 from mlops.home import Home
@@ -28,6 +26,7 @@ from mlops.store import LocalObjectStore
 from sagemaker_jobs import data
 from sagemaker_jobs.baseline import Baseline, read_baseline, write_baseline
 from tests.browser import render
+from tests.mlops.captures import as_requests, capture, shifted
 
 GROUP = "mlops-tabular"
 PREFIX = "s3://mlops-local/pipelines/mlops-tabular/20261128-000000-abcdef"
@@ -58,44 +57,10 @@ def holdout(split: tuple[Path, pd.DataFrame, data.Schema]) -> pd.DataFrame:
     return split[1].copy()
 
 
-def capture(root: Path, bodies: list[tuple[str, str]], endpoint: str = "demo") -> list[Path]:
-    """Write requests through the model server's capture writer (SageMaker's record shape)."""
-    writer = CaptureWriter(root, endpoint, "AllTraffic", 100, 64 * 1024 * 1024)
-    for content_type, body in bodies:
-        assert writer.record(
-            body.encode(), content_type, b'{"predictions": []}', "application/json"
-        )
-    writer.close()
-    return sorted(root.rglob("*.jsonl"))
-
-
-def as_requests(rows: pd.DataFrame) -> list[tuple[str, str]]:
-    """The same rows in every format clients send: header-less CSV, CSV with a header in
-    another column order, JSON records, JSON Lines rows."""
-    quarter = np.array_split(np.arange(len(rows)), 4)
-    part = [rows.iloc[i] for i in quarter]
-    records = part[2].astype(object).where(part[2].notna(), None).to_dict(orient="records")
-    lines = part[3].astype(object).where(part[3].notna(), None).to_numpy().tolist()
-    return [
-        ("text/csv", part[0].to_csv(header=False, index=False)),
-        ("text/csv", part[1][list(reversed(rows.columns))].to_csv(index=False)),
-        ("application/json", json.dumps({"instances": records})),
-        ("application/jsonlines", "\n".join(json.dumps(row) for row in lines)),
-    ]
-
-
 def read(files: list[Path], baseline: Baseline) -> Captures:
     return read_captures(
         [(str(f), f.read_text()) for f in files], [f.name for f in baseline.features]
     )
-
-
-def shifted(rows: pd.DataFrame) -> pd.DataFrame:
-    """Heavier penguins, and most of them now from Torgersen."""
-    rng = random.Random(7)
-    moved = rows.assign(body_mass_g=rows["body_mass_g"] + 1200)
-    moved["island"] = [("Torgersen" if rng.random() < 0.7 else i) for i in moved["island"]]
-    return moved
 
 
 def test_captures_from_the_training_distribution_raise_no_violation(
