@@ -15,6 +15,7 @@ from rich.status import Status
 from rich.table import Column, Table
 
 from mlops.commands import experiments
+from mlops.commands import lineage as lineage_commands
 from mlops.commands import monitor as monitor_commands
 from mlops.endpoints import LocalEndpoints
 from mlops.errors import ExecutionFailed, MlopsError, NotFound
@@ -40,6 +41,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(endpoint_app, name="endpoint")
 app.add_typer(experiments.app, name="experiments", no_args_is_help=True)
 app.add_typer(monitor_commands.app, name="monitor", no_args_is_help=True)
+app.command("lineage")(lineage_commands.lineage)
 
 # Piped output (logs, CI, README captures) is not cut to 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 200
@@ -48,7 +50,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 GROUP_OPTION = typer.Option("--group", "-g", help="Model Package Group.")
 DEFAULT_GROUP = "mlops-tabular"
 # Local and AWS listings share their columns, so scripts read both alike.
-STEP_COLUMNS = ("Step", "Type", "Status", "Seconds", "Outputs / failure reason")
+STEP_COLUMNS = ("Step", "Type", "Status", "Seconds", "Cache hit", "Outputs / failure reason")
 EXECUTION_COLUMNS = ("Execution", "Status", "Started", "Seconds", "Failure reason")
 TARGET_OPTION = typer.Option(
     "--target",
@@ -146,6 +148,7 @@ class ConsoleReporter:
         )
         self.console.print(
             f"{mark} {record.name:<18} {record.type:<14} {record.status:<10} {record.seconds or 0:6.2f}s"
+            + (f"  cache hit: reused {record.cache_hit}" if record.cache_hit else "")
         )
 
     def log_line(self, step: str, line: str) -> None:
@@ -173,6 +176,10 @@ def run(
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show the jobs' own logs.")
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Run every step, even where a cached run would match."),
     ] = False,
     track: Annotated[
         bool,
@@ -208,7 +215,11 @@ def run(
     definition = json.loads(definition_json(settings))
     registry = LocalModelRegistry(home.registry)
     executor = LocalPipelineExecutor(
-        home, registry, image_uri=LOCAL_IMAGE, reporter=ConsoleReporter(err, verbose)
+        home,
+        registry,
+        image_uri=LOCAL_IMAGE,
+        reporter=ConsoleReporter(err, verbose),
+        use_cache=not no_cache,
     )
 
     def tracked(record: ExecutionRecord) -> None:
@@ -314,7 +325,7 @@ def _cloud_steps(execution: str, stage: str, watch: bool, interval: float) -> No
         table = Table(*STEP_COLUMNS)
         for step in found:
             seconds = "" if step.seconds is None else f"{step.seconds:.2f}"
-            table.add_row(step.name, step.type, step.status, seconds, step.detail)
+            table.add_row(step.name, step.type, step.status, seconds, step.cache_hit, step.detail)
         out.print(f"Execution {arn.rsplit('/', 1)[-1]}: {status}")
         out.print(table)
         if not watch or status not in ("Executing", "Stopping"):
@@ -348,7 +359,14 @@ def steps(
     table = Table(*STEP_COLUMNS)
     for step in record.steps:
         detail = step.failure_reason or ", ".join(f"{k}={v}" for k, v in step.outputs.items())
-        table.add_row(step.name, step.type, step.status, f"{step.seconds or 0:.2f}", detail)
+        table.add_row(
+            step.name,
+            step.type,
+            step.status,
+            f"{step.seconds or 0:.2f}",
+            step.cache_hit or "",
+            detail,
+        )
     out.print(table)
 
 

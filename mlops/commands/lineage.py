@@ -1,0 +1,51 @@
+"""`mlops lineage VERSION`: where a registered model came from and where it serves."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mlops.errors import MlopsError
+from mlops.home import Home
+
+DEFAULT_GROUP = "mlops-tabular"
+_WIDTH = None if sys.stdout.isatty() else 200
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+
+
+def lineage(
+    version: Annotated[int, typer.Argument(help="Model package version.")],
+    group: Annotated[
+        str | None,
+        typer.Option("--group", "-g", help="Model Package Group (default: the stage's)."),
+    ] = None,
+    target: Annotated[
+        str, typer.Option("--target", envvar="MLOPS_TARGET", help="local or aws.")
+    ] = "local",
+    stage: Annotated[
+        str, typer.Option("--stage", envvar="MLOPS_STAGE", help="Stage in cdk.json (aws).")
+    ] = "dev",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the lineage as JSON.")] = False,
+) -> None:
+    """Trace a model version: data hash -> each step's image, code, inputs, outputs ->
+    the package -> endpoints serving it."""
+    from mlops.lineage import aws_lineage, local_lineage
+
+    if target == "local":
+        found = local_lineage(Home.from_env(), group or DEFAULT_GROUP, version)
+    elif target == "aws":
+        from mlops.aws import Aws, Stage
+
+        deployed = Stage.load(stage)
+        found = aws_lineage(Aws(deployed), group or deployed.model_package_group, version)
+    else:
+        raise MlopsError(f"--target {target!r}: use local or aws")
+    if as_json:
+        print(json.dumps(found.to_dict(), indent=2))
+        return
+    for line in found.lines():
+        out.print(line, markup=False)
