@@ -1,0 +1,288 @@
+"""Experiment tracking: a real local execution logged to MLflow and read back with its client,
+a tracking failure that keeps the execution, ranking by metric and direction, the URI order."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops import tracking
+from mlops.cli import main
+from mlops.executor.records import ExecutionRecord, find_execution
+from mlops.home import Home
+from mlops.local import DEMO_DATA
+from mlops.store import LocalObjectStore
+from mlops.tracking import (
+    COMPLETE_TAG,
+    EXECUTION_TAG,
+    ExecutionSummary,
+    TrackingError,
+    compare,
+    local_tracking_uri,
+    log_execution,
+    resolve_tracking_uri,
+)
+
+
+def client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+@pytest.fixture(scope="module")
+def tracked_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Home, str, str]]:
+    """One demo run whose tracking fails (a store path under a file), then the printed retry.
+
+    Yields the home, what `pipeline run` printed, and what the retry printed."""
+    root = tmp_path_factory.mktemp("tracked")
+    blocker = root / "not-a-folder"
+    blocker.write_text("a file where the store's folder should be")
+    broken = f"sqlite:///{blocker}/mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_HOME", str(root / "home"))
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        code, printed = _run(["pipeline", "run", "--track", "--tracking-uri", broken])
+        assert code == 0, printed  # a tracking failure does not fail the execution
+        home = Home.from_env()
+        execution_id = find_execution(home.runs, "latest").execution_id
+        code, retried = _run(["experiments", "log", execution_id])  # the printed retry
+        assert code == 0, retried
+        yield home, printed, retried
+
+
+def _run(argv: list[str]) -> tuple[int, str]:
+    """main() with stdout and stderr captured (capsys is per test; rich prints to sys.std*)."""
+    buffer = io.StringIO()
+    with redirect_stdout(buffer), redirect_stderr(buffer):
+        code = main(argv)
+    return code, buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_tracking_failure_keeps_the_execution_and_says_how_to_retry(
+    tracked_run: tuple[Home, str, str],
+) -> None:
+    home, printed, _ = tracked_run
+    record = find_execution(home.runs, "latest")
+    assert record.status == "Succeeded"
+    assert "Model package:  mlops-tabular version 1" in printed
+    assert "Tracking failed: logging execution" in printed and "not-a-folder" in printed
+    assert (
+        f"The execution is kept (Succeeded). Log it later with: mlops experiments log {record.execution_id} --tracking-uri sqlite:///"
+        in " ".join(printed.split())
+    )
+
+
+@pytest.mark.slow
+def test_logged_run_holds_params_metrics_tags_and_artifacts(
+    tracked_run: tuple[Home, str, str],
+) -> None:
+    home, _, retried = tracked_run
+    record = find_execution(home.runs, "latest")
+    uri = local_tracking_uri(home)
+    assert f"in experiment mlops-tabular at {uri}" in retried
+    mlflow = client(uri)
+    experiment = mlflow.get_experiment_by_name("mlops-tabular")
+    (run,) = mlflow.search_runs([experiment.experiment_id])
+    assert run.info.run_name == record.execution_id and run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["Estimator"] == "gradient_boosting" and params["QualityThreshold"] == "0.7"
+    assert params["hp.estimator"] == "gradient_boosting"  # the Train step's hyperparameters
+    assert params["InputDataUri"] == record.parameters["InputDataUri"]
+    evaluate = next(s for s in record.steps if s.name == "Evaluate").outputs["evaluation"]
+    evaluation_dir = LocalObjectStore(home.store).path_for(evaluate)
+    evaluation = json.loads((evaluation_dir / "evaluation.json").read_text())
+    assert run.data.metrics == {k: v["value"] for k, v in evaluation["metrics"].items()}
+    tags = run.data.tags
+    assert tags[EXECUTION_TAG] == record.execution_id and tags[COMPLETE_TAG] == "true"
+    assert tags["mlops.execution_status"] == "Succeeded"
+    assert tags["mlops.gate_metric"] == "accuracy" and tags["mlops.gate_passed"] == "true"
+    assert tags["mlops.dataset_sha256"] == hashlib.sha256(DEMO_DATA.read_bytes()).hexdigest()
+    assert tags["mlops.model_package_version"] == "1"
+    assert (
+        tags["mlops.code_version"]
+        and tags["mlflow.source.git.commit"] == tags["mlops.code_version"]
+    )
+    logged = {a.path for a in mlflow.list_artifacts(run.info.run_id)}
+    expected = {p.name for p in evaluation_dir.iterdir() if p.is_file()} | {"profile.json"}
+    assert "evaluation.json" in logged and logged == expected
+    # The artifacts stay under MLOPS_HOME, not in the working directory.
+    assert run.info.artifact_uri.startswith((home.root / "mlflow" / "artifacts").as_uri())
+
+
+@pytest.mark.slow
+def test_logging_again_is_a_no_op_and_a_half_logged_run_is_replaced(
+    tracked_run: tuple[Home, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, _, _ = tracked_run
+    record = find_execution(home.runs, "latest")
+    uri = local_tracking_uri(home)
+    mlflow = client(uri)
+    experiment_id = mlflow.get_experiment_by_name("mlops-tabular").experiment_id
+    (first,) = mlflow.search_runs([experiment_id])
+    assert main(["experiments", "log", "latest"]) == 0
+    assert f"already logged: MLflow run {first.info.run_id}" in capsys.readouterr().out
+    # A failure mid-way leaves a run without the completion tag: a retry replaces it.
+    mlflow.set_tag(first.info.run_id, COMPLETE_TAG, "false")
+    summary = tracking.summarize_local(
+        record, LocalObjectStore(home.store), experiment="mlops-tabular"
+    )
+    logged = log_execution(summary, uri, home)
+    assert logged.replaced_partial and logged.run_id != first.info.run_id
+    (only,) = mlflow.search_runs([experiment_id])
+    assert only.info.run_id == logged.run_id
+
+
+# Ranking ------------------------------------------------------------------------------------
+def summary(
+    execution_id: str, metrics: dict[str, float], estimator: str, start: int
+) -> ExecutionSummary:
+    return ExecutionSummary(
+        experiment="ranked",
+        execution_id=execution_id,
+        status="Succeeded",
+        start_ms=start,
+        end_ms=start + 1000,
+        params={"Estimator": estimator, "QualityThreshold": "0.7"},
+        metrics=metrics,
+        tags={EXECUTION_TAG: execution_id, "mlops.gate_metric": "r2"},
+    )
+
+
+@pytest.fixture(scope="module")
+def ranked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, str]:
+    home = Home(tmp_path_factory.mktemp("ranked"))
+    uri = local_tracking_uri(home)
+    runs = [
+        summary("e1", {"r2": 0.71, "rmse": 40.0}, "linear", 1_000),
+        summary("e2", {"r2": 0.83, "rmse": 31.0}, "gradient_boosting", 2_000),
+        summary("e3", {"r2": 0.79, "rmse": 29.5}, "random_forest", 3_000),
+        summary("e4", {}, "linear", 4_000),  # failed before evaluation: no metrics
+    ]
+    for run in runs:
+        log_execution(run, uri, home)
+    return home, uri
+
+
+def test_compare_ranks_by_the_gate_metric_higher_first(ranked: tuple[Home, str]) -> None:
+    _, uri = ranked
+    result = compare(uri, "ranked")
+    assert result.metric == "r2" and result.higher_is_better
+    assert [r.name for r in result.runs] == ["e2", "e3", "e1", "e4"]  # no metric: last
+    assert result.total_runs == 4
+
+
+def test_compare_knows_lower_is_better_for_errors(ranked: tuple[Home, str]) -> None:
+    _, uri = ranked
+    result = compare(uri, "ranked", metric="rmse", top=2)
+    assert not result.higher_is_better
+    assert [r.name for r in result.runs] == ["e3", "e2"]
+
+
+def test_compare_cli_prints_runs_side_by_side_and_json(
+    ranked: tuple[Home, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home, _ = ranked
+    monkeypatch.setenv("MLOPS_HOME", str(home.root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["experiments", "compare", "--experiment", "ranked", "--top", "3"]) == 0
+    table = capsys.readouterr().out
+    header = next(line for line in table.splitlines() if "#1" in line)
+    assert header.index("#1 e2") < header.index("#2 e3") < header.index("#3 e1")
+    estimator = next(line for line in table.splitlines() if "Estimator" in line)
+    assert [c.strip() for c in estimator.strip("│ ").split("│")] == [
+        "Estimator", "gradient_boosting", "random_forest", "linear",
+    ]  # fmt: skip
+    assert "r2 ↑ (ranked)" in table and "Same in all 3 runs: QualityThreshold=0.7" in table
+    assert (
+        main(["experiments", "compare", "--experiment", "ranked", "--metric", "rmse", "--json"])
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["metric"] == "rmse" and data["higher_is_better"] is False
+    assert [r["execution_id"] for r in data["runs"]] == ["e3", "e2", "e1", "e4"]
+    assert data["runs"][0]["params"]["Estimator"] == "random_forest"
+    assert main(["experiments", "list"]) == 0
+    assert "ranked" in capsys.readouterr().out
+
+
+def test_compare_explains_an_unknown_metric_or_experiment(ranked: tuple[Home, str]) -> None:
+    _, uri = ranked
+    with pytest.raises(
+        TrackingError, match=r"no run of 'ranked' has metric 'auc'; its runs have r2, rmse"
+    ):
+        compare(uri, "ranked", metric="auc")
+    with pytest.raises(TrackingError, match=r"no experiment 'nope' .* it has .*ranked"):
+        compare(uri, "nope")
+
+
+# Tracking URI -------------------------------------------------------------------------------
+def test_tracking_uri_option_then_environment_then_stage_then_local(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/mlops-dev"
+    env = {"MLFLOW_TRACKING_URI": "http://mlflow.internal:5000"}
+    assert (
+        resolve_tracking_uri("sqlite:///x.db", home, stage_uri=lambda: arn, env=env)
+        == "sqlite:///x.db"
+    )
+    assert (
+        resolve_tracking_uri(None, home, stage_uri=lambda: arn, env=env)
+        == env["MLFLOW_TRACKING_URI"]
+    )
+    assert resolve_tracking_uri(None, home, stage_uri=lambda: arn, env={}) == arn
+    assert resolve_tracking_uri(None, home, stage_uri=lambda: None, env={}) == (
+        f"sqlite:///{tmp_path}/mlflow/mlflow.db"
+    )
+
+
+def test_stage_tracking_server_arn_from_cdk_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    import infra.settings
+
+    context = {
+        "stages": {
+            "dev": {"region": "eu-west-1"},
+            "ml": {"region": "eu-west-1", "mlflow": {"tracking_server": True}},
+        }
+    }
+    monkeypatch.setattr(infra.settings, "load_context", lambda: context)
+    assert tracking.stage_tracking_uri("dev", account="123456789012") is None
+    assert tracking.stage_tracking_uri("ml", account=lambda: "123456789012") == (
+        "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/mlops-ml"
+    )
+
+
+def test_a_tracking_server_arn_is_served_by_the_sagemaker_mlflow_plugin() -> None:
+    """No request is made: the plugin's store resolves the ARN to a URL only when called."""
+    from mlflow.tracking._tracking_service.utils import _get_store
+    from sagemaker_mlflow.mlflow_sagemaker_store import MlflowSageMakerStore
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/mlops-dev"
+    assert isinstance(_get_store(arn), MlflowSageMakerStore)
+
+
+def test_an_execution_record_without_evaluation_logs_its_parameters(tmp_path: Path) -> None:
+    """A run that failed in preprocess still counts: parameters and its failure reason."""
+    home = Home(tmp_path)
+    record = ExecutionRecord(
+        execution_id="20261128-000000-abcdef",
+        pipeline_name="mlops-tabular",
+        run_dir=str(home.runs / "20261128-000000-abcdef"),
+        parameters={"Estimator": "linear", "QualityThreshold": 0.7},
+        status="Failed",
+        start_time="2026-11-28T00:00:00.000+00:00",
+        end_time="2026-11-28T00:00:02.000+00:00",
+        failure_reason="Step Preprocess failed: column 'x' has non-numeric values",
+    )
+    summary = tracking.summarize_local(record, LocalObjectStore(home.store), experiment="failures")
+    assert summary.metrics == {} and summary.artifacts == []
+    assert summary.params == {"Estimator": "linear", "QualityThreshold": "0.7"}
+    assert summary.tags["mlops.failure_reason"].startswith("Step Preprocess failed")
+    assert summary.end_ms is not None and summary.end_ms - summary.start_ms == 2000
