@@ -121,18 +121,25 @@ def decode(content_type: str, text: str, names: list[str]) -> list[dict[str, Any
     raise ValueError(f"content type {content_type!r} is not decoded for monitoring")
 
 
-def read_captures(files: Iterable[tuple[str, str]], names: list[str]) -> Captures:
-    """Decode capture files given as (name, JSON Lines text); bad records are counted, not fatal."""
+def read_captures(files: Iterable[tuple[str, str]], names: list[str], since: str = "") -> Captures:
+    """Decode capture files given as (name, JSON Lines text); bad records are counted, not fatal.
+    ``since`` (``YYYY-MM-DDTHH:MM:SSZ``, the capture's own format) keeps only newer requests."""
     rows: list[dict[str, Any]] = []
     captures = Captures(pd.DataFrame())
     for _, text in files:
         captures.files += 1
-        for line in text.splitlines():
-            if not line.strip():
-                continue
+        for line in filter(str.strip, text.splitlines()):
+            try:
+                record = json.loads(line)
+                if since and str(record["eventMetadata"]["inferenceTime"]) < since:
+                    continue  # outside the window
+            except (ValueError, KeyError, TypeError):
+                record = None
             captures.records += 1
             try:
-                content_type, body = _payload(json.loads(line))
+                if not isinstance(record, dict):
+                    raise ValueError("malformed capture record: not SageMaker's JSON shape")
+                content_type, body = _payload(record)
                 rows.extend(decode(content_type, body, names))
             except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
                 reason = (
@@ -142,7 +149,8 @@ def read_captures(files: Iterable[tuple[str, str]], names: list[str]) -> Capture
                 )
                 captures.skipped[reason] = captures.skipped.get(reason, 0) + 1
     if not captures.records:
-        raise MlopsError("the capture files hold no records yet; send the endpoint some requests")
+        window = f" since {since}" if since else ""
+        raise MlopsError(f"the capture files hold no records{window}; send the endpoint requests")
     if not rows:
         reasons = ", ".join(f"{n} x {r}" for r, n in captures.skipped.items())
         raise MlopsError(f"none of the {captures.records} captured records decoded: {reasons}")

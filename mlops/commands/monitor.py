@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -121,7 +121,7 @@ def baseline(
     out.print(f"Statistics:   {folder / STATISTICS_FILE}")
     out.print(f"Constraints:  {folder / CONSTRAINTS_FILE}")
     if (folder / SCHEMA_FILE).exists():
-        out.print(f"Feature names: {folder / SCHEMA_FILE}")
+        out.print(f"Names:        {folder / SCHEMA_FILE}")
 
 
 @app.command("drift")
@@ -144,6 +144,9 @@ def drift(
     completeness_tolerance: Annotated[
         float, typer.Option(min=0, max=1, help="Allowed drop of a feature's non-missing share.")
     ] = 0.05,
+    hours: Annotated[
+        float | None, typer.Option(min=0, help="Only requests of the last N hours (default: all).")
+    ] = None,
     max_files: Annotated[
         int, typer.Option(min=1, help="Read at most this many newest capture files.")
     ] = 1000,
@@ -175,7 +178,10 @@ def drift(
         if where.aws is not None
         else sources.local_captures(where.home, endpoint, max_files)
     )
-    captures = read_captures(files, [f.name for f in reference.features])
+    since = ""
+    if hours is not None:
+        since = (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    captures = read_captures(files, [f.name for f in reference.features], since)
     thresholds = Thresholds(psi=psi_threshold, p_value=p_value, completeness=completeness_tolerance)
     result = detect_drift(reference, captures, thresholds)
 

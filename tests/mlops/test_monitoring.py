@@ -136,8 +136,19 @@ def test_undecodable_records_are_counted_and_no_rows_is_an_error(
     tmp_path: Path, baseline: Baseline
 ) -> None:
     files = capture(tmp_path, [("application/x-npy", "\x93NUMPY"), ("text/csv", "Dream,1")])
+    with files[0].open("a") as broken:
+        broken.write("not json\n")
     captures = read(files, baseline)
-    assert sum(captures.skipped.values()) == 1 and len(captures.frame) == 1
+    assert captures.records == 3 and len(captures.frame) == 1
+    assert sorted(captures.skipped) == [
+        "content type 'application/x-npy' is not decoded for monitoring",
+        "malformed capture record",
+    ]
+    names = [f.name for f in baseline.features]
+    recent = [(str(f), f.read_text()) for f in capture(tmp_path / "new", [("text/csv", "a,1")])]
+    assert read_captures(recent, names, since="2000-01-01T00:00:00Z").records == 1
+    with pytest.raises(MlopsError, match="no records since 2999"):
+        read_captures(recent, names, since="2999-01-01T00:00:00Z")
 
     npy_only = capture(tmp_path / "npy", [("application/x-npy", "\x93NUMPY")])
     with pytest.raises(MlopsError, match="none of the 1 captured records decoded"):
@@ -213,10 +224,8 @@ def test_cli_drift_on_a_local_endpoints_captures(
     captures = home.root / "endpoints" / "demo" / "capture"
     capture(captures, as_requests(holdout))
     out = tmp_path / "ok"
-    assert (
-        main(["monitor", "drift", "--endpoint", "demo", "--baseline", "1", "--output", str(out)])
-        == 0
-    )
+    args = ["monitor", "drift", "--endpoint", "demo", "--baseline", "1", "--output", str(out)]
+    assert main([*args, "--hours", "1"]) == 0
     printed = capsys.readouterr().out
     assert f"{len(holdout)} captured rows" in printed and "Violations:" in printed
     assert json.loads((out / "constraint_violations.json").read_text()) == {"violations": []}
