@@ -9,6 +9,7 @@ import pytest
 from mlops.errors import MlopsError, NotFound
 from mlops.home import HOME_ENV, Home
 from mlops.store import LocalObjectStore
+from sagemaker_jobs.digests import file_sha256
 
 
 @pytest.fixture
@@ -154,6 +155,76 @@ def test_put_and_get_refuse_uris_outside_the_store(tmp_path: Path, store: LocalO
     with pytest.raises(MlopsError, match="not an s3"):
         store.get("/etc/passwd", tmp_path / "out")
     assert not (tmp_path / "escaped.txt").exists()
+
+
+# content addressing -------------------------------------------------------------------------
+
+
+def test_the_same_bytes_under_two_keys_are_stored_once(
+    tmp_path: Path, store: LocalObjectStore
+) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_bytes(b"x,y\n1,2\n")
+    second.write_bytes(b"x,y\n1,2\n")
+    store.put(first, "s3://bucket/datasets/one/a.csv")
+    store.put(second, "s3://bucket/datasets/two/b.csv")  # uploaded again, under another name
+
+    assert store.blob_count() == 1
+    one, two = (
+        store.path_for("s3://bucket/datasets/one/a.csv"),
+        store.path_for("s3://bucket/datasets/two/b.csv"),
+    )
+    assert one.stat().st_ino == two.stat().st_ino and one.stat().st_nlink == 3  # + the blob
+    assert store.digest("s3://bucket/datasets/one/a.csv") == file_sha256(first)
+
+
+def test_a_put_over_a_shared_key_leaves_the_other_key_alone(
+    tmp_path: Path, store: LocalObjectStore
+) -> None:
+    source = tmp_path / "f.txt"
+    source.write_text("old", encoding="utf-8")
+    store.put(source, "s3://bucket/keep")
+    store.put(source, "s3://bucket/replace")
+    source.write_text("new", encoding="utf-8")
+    store.put(source, "s3://bucket/replace")
+
+    assert store.path_for("s3://bucket/keep").read_text(encoding="utf-8") == "old"
+    assert store.path_for("s3://bucket/replace").read_text(encoding="utf-8") == "new"
+    assert store.blob_count() == 2
+    assert store.digest("s3://bucket/replace") == file_sha256(source)
+
+
+def test_a_prefix_digest_covers_names_and_bytes(tmp_path: Path, store: LocalObjectStore) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.csv").write_text("1", encoding="utf-8")
+    store.put(folder, "s3://bucket/p1")
+    store.put(folder, "s3://bucket/p2")
+    (folder / "a.csv").rename(folder / "b.csv")
+    store.put(folder, "s3://bucket/p3")
+
+    assert store.digest("s3://bucket/p1/") == store.digest("s3://bucket/p2")
+    assert store.digest("s3://bucket/p3") != store.digest("s3://bucket/p1")
+    with pytest.raises(NotFound):
+        store.digest("s3://bucket/missing")
+
+
+def test_a_file_placed_by_hand_is_hashed_from_its_bytes(
+    tmp_path: Path, store: LocalObjectStore
+) -> None:
+    source = tmp_path / "f.txt"
+    source.write_text("put", encoding="utf-8")
+    store.put(source, "s3://bucket/f.txt")
+    path = store.path_for("s3://bucket/f.txt")
+    path.unlink()
+    path.write_text("edited by hand", encoding="utf-8")  # not through put: the index is stale
+
+    assert store.digest("s3://bucket/f.txt") == file_sha256(path)
+
+
+def test_the_store_s_own_folders_are_not_buckets(store: LocalObjectStore) -> None:
+    with pytest.raises(MlopsError, match="bucket name starts with a letter or digit"):
+        store.path_for("s3://.blobs/ab/abc")
 
 
 # Home ---------------------------------------------------------------------------------------

@@ -1,0 +1,242 @@
+"""Step caching in the local executor, on a small hand-made definition whose jobs are one-line
+Python processes: A reads Raw and feeds B; C reads Other on its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops.errors import ExecutionFailed, MlopsError
+from mlops.executor.cache import StepCache, parse_duration
+from mlops.executor.records import ExecutionRecord
+from mlops.executor.runner import LocalPipelineExecutor
+from mlops.home import Home
+from mlops.local import LOCAL_IMAGE
+from mlops.registry import LocalModelRegistry
+from mlops.store import LocalObjectStore
+from sagemaker_jobs.digests import file_sha256
+
+RAW, OTHER = "s3://data/raw/a.csv", "s3://data/other/b.csv"
+# Copies every input file to the output with a line added; fails if the file named in argv exists.
+JOB = (
+    "import os, pathlib, sys\n"
+    "opt_ml = pathlib.Path(os.environ['MLOPS_OPT_ML'])\n"
+    "if sys.argv[1:] != [''] and pathlib.Path(sys.argv[1]).exists():\n"
+    "    (opt_ml / 'output').mkdir(parents=True, exist_ok=True)\n"
+    "    (opt_ml / 'output' / 'failure').write_text('broken on purpose')\n"
+    "    sys.exit(1)\n"
+    "root = opt_ml / 'processing'\n"
+    "(root / 'output').mkdir(parents=True, exist_ok=True)\n"
+    "for f in sorted((root / 'input').rglob('*.csv')):\n"
+    "    (root / 'output' / f.name).write_text(f.read_text() + 'seen\\n')\n"
+)
+
+
+def _job(name: str, source: Any, *, cache: dict[str, Any], argv: list[str]) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Type": "Processing",
+        "Arguments": {
+            "AppSpecification": {
+                "ImageUri": LOCAL_IMAGE,
+                "ContainerEntrypoint": ["python3", "-c", JOB],
+                "ContainerArguments": argv,
+            },
+            "ProcessingInputs": [
+                {
+                    "InputName": "in",
+                    "S3Input": {"S3Uri": source, "LocalPath": "/opt/ml/processing/input"},
+                }
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": "out",
+                        "S3Output": {
+                            # execution-specific, as the real pipeline's outputs are
+                            "S3Uri": {
+                                "Std:Join": {
+                                    "On": "/",
+                                    "Values": [
+                                        "s3://data/runs",
+                                        {"Get": "Execution.PipelineExecutionId"},
+                                        name,
+                                    ],
+                                }
+                            },
+                            "LocalPath": "/opt/ml/processing/output",
+                        },
+                    }
+                ]
+            },
+        },
+        "CacheConfig": cache,
+    }
+
+
+def definition(
+    cache: dict[str, Any] | None = None, broken_marker: str | None = None
+) -> dict[str, Any]:
+    cache = cache if cache is not None else {"Enabled": True, "ExpireAfter": "PT1H"}
+    a_output = {"Get": "Steps.A.ProcessingOutputConfig.Outputs['out'].S3Output.S3Uri"}
+    return {
+        "PipelineName": "toy",
+        "Parameters": [
+            {"Name": "Raw", "Type": "String", "DefaultValue": RAW},
+            {"Name": "Other", "Type": "String", "DefaultValue": OTHER},
+        ],
+        "Steps": [
+            _job("A", {"Get": "Parameters.Raw"}, cache=cache, argv=[""]),
+            _job("B", a_output, cache=cache, argv=[""]),
+            _job("C", {"Get": "Parameters.Other"}, cache=cache, argv=[broken_marker or ""]),
+        ],
+    }
+
+
+@pytest.fixture
+def store(home: Home) -> LocalObjectStore:
+    store = LocalObjectStore(home.store)
+    _put(store, RAW, "x\n1\n")
+    _put(store, OTHER, "y\n2\n")
+    return store
+
+
+def _put(store: LocalObjectStore, uri: str, text: str) -> None:
+    source = store.root.parent.parent / "upload.csv"  # beside the home, not in it
+    source.write_text(text, encoding="utf-8")
+    store.put(source, uri)
+
+
+def _executor(home: Home, use_cache: bool = True) -> LocalPipelineExecutor:
+    return LocalPipelineExecutor(
+        home,
+        LocalModelRegistry(home.registry),
+        image_uri=LOCAL_IMAGE,
+        python=sys.executable,
+        use_cache=use_cache,
+    )
+
+
+def _hits(record: ExecutionRecord) -> dict[str, str | None]:
+    return {step.name: step.cache_hit for step in record.steps}
+
+
+def test_a_repeated_run_reuses_every_step_and_its_outputs(
+    home: Home, store: LocalObjectStore
+) -> None:
+    first = _executor(home).run(definition(), {})
+    second = _executor(home).run(definition(), {})
+
+    assert _hits(first) == {"A": None, "B": None, "C": None}
+    assert _hits(second) == dict.fromkeys("ABC", first.execution_id)
+    assert [s.outputs for s in second.steps] == [s.outputs for s in first.steps]
+    assert first.execution_id in second.steps[1].outputs["out"]  # B reads A's earlier output
+    assert not (Path(second.run_dir) / "steps" / "A" / "log.txt").exists()  # nothing ran
+    # Lineage is recorded on a hit as on a run: what the step read and wrote, with hashes.
+    a = second.steps[0]
+    assert a.inputs == [{"name": "in", "uri": RAW, "sha256": store.digest(RAW)}]
+    assert a.output_artifacts[0]["sha256"] == store.digest(first.steps[0].outputs["out"])
+    assert a.image == LOCAL_IMAGE and a.code_sha256
+
+
+def test_a_changed_input_reruns_exactly_the_steps_downstream_of_it(
+    home: Home, store: LocalObjectStore
+) -> None:
+    first = _executor(home).run(definition(), {})
+    _put(store, OTHER, "y\n3\n")  # new bytes under the same URI: only C reads it
+    second = _executor(home).run(definition(), {})
+    assert _hits(second) == {"A": first.execution_id, "B": first.execution_id, "C": None}
+    reran = store.path_for(second.steps[2].outputs["out"]) / "b.csv"
+    assert reran.read_text(encoding="utf-8") == "y\n3\nseen\n"
+
+    _put(store, RAW, "x\n9\n")  # A, and B through A's new output
+    third = _executor(home).run(definition(), {})
+    assert _hits(third) == {"A": None, "B": None, "C": second.execution_id}
+
+
+def test_a_run_older_than_expire_after_is_not_reused(home: Home, store: LocalObjectStore) -> None:
+    _executor(home).run(definition(), {})
+    later = _executor(home)
+    later.cache = StepCache(
+        home.root / "cache", store, clock=lambda: datetime.now(UTC) + timedelta(minutes=61)
+    )
+    assert _hits(later.run(definition(), {})) == dict.fromkeys("ABC")
+
+
+def test_no_cache_runs_every_step_and_its_results_feed_the_next_cached_run(
+    home: Home, store: LocalObjectStore
+) -> None:
+    _executor(home).run(definition(), {})
+    bypassed = _executor(home, use_cache=False).run(definition(), {})
+    assert _hits(bypassed) == dict.fromkeys("ABC")
+    assert _hits(_executor(home).run(definition(), {})) == dict.fromkeys(
+        "ABC", bypassed.execution_id
+    )
+
+
+def test_caching_off_in_the_definition_runs_every_step(home: Home, store: LocalObjectStore) -> None:
+    off = definition(cache={"Enabled": False})
+    _executor(home).run(off, {})
+    assert _hits(_executor(home).run(off, {})) == dict.fromkeys("ABC")
+
+
+def test_only_succeeded_steps_are_reused(
+    home: Home, store: LocalObjectStore, tmp_path: Path
+) -> None:
+    marker = tmp_path / "broken"
+    marker.touch()
+    with pytest.raises(ExecutionFailed, match="broken on purpose"):
+        _executor(home).run(definition(broken_marker=str(marker)), {})
+    marker.unlink()  # the same arguments and inputs, now succeeding
+    failed_first = _executor(home).run(definition(broken_marker=str(marker)), {})
+    hits = _hits(failed_first)
+    assert hits["A"] and hits["B"] and hits["C"] is None
+
+
+def test_a_bad_expire_after_fails_the_step_with_what_to_write(
+    home: Home, store: LocalObjectStore
+) -> None:
+    with pytest.raises(ExecutionFailed, match=r"Step A failed: .*'soon'.*such as P30D"):
+        _executor(home).run(definition(cache={"Enabled": True, "ExpireAfter": "soon"}), {})
+
+
+def test_a_cached_output_removed_from_the_store_makes_the_step_run_again(
+    home: Home, store: LocalObjectStore
+) -> None:
+    first = _executor(home).run(definition(), {})
+    for path in store.path_for(first.steps[2].outputs["out"]).iterdir():
+        path.unlink()
+    store.path_for(first.steps[2].outputs["out"]).rmdir()
+    assert _hits(_executor(home).run(definition(), {}))["C"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("P30D", timedelta(days=30)),
+        ("PT1H", timedelta(hours=1)),
+        ("PT16M", timedelta(minutes=16)),
+        ("P1W", timedelta(weeks=1)),
+        ("P30DT5H", timedelta(days=30, hours=5)),
+        (None, None),
+    ],
+)
+def test_expire_after_is_an_iso_8601_duration(text: str | None, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+def test_the_entry_records_its_source_execution_and_input_hashes(
+    home: Home, store: LocalObjectStore
+) -> None:
+    first = _executor(home).run(definition(), {})
+    entries = [json.loads(p.read_text()) for p in (home.root / "cache").glob("*.json")]
+    assert len(entries) == 3 and {e["execution_id"] for e in entries} == {first.execution_id}
+    raw_entry = next(e for e in entries if e["inputs"][0]["uri"] == RAW)
+    assert raw_entry["inputs"][0]["sha256"] == file_sha256(store.path_for(RAW))
+    with pytest.raises(MlopsError):
+        parse_duration("P")
