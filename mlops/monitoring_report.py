@@ -46,6 +46,8 @@ def _figure(feature: FeatureDrift, thresholds: Thresholds) -> Figure:
         fontsize=7,
     )
     axes.set_ylabel("share of rows")
+    tallest = max([*feature.baseline_shares[:12], *feature.current_shares[:12], 0.01])
+    axes.set_ylim(0, tallest * 1.25)  # headroom: the legend never covers a bar
     status = "drift" if feature.drifted else "no drift"
     axes.set_title(
         f"{feature.name}: PSI {feature.psi:.3f} ({status}, threshold {thresholds.psi})",
