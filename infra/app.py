@@ -11,8 +11,9 @@ from infra.cicd import CicdStack
 from infra.foundation import FoundationStack
 from infra.model_build import ModelBuildStack
 from infra.model_deploy import ModelDeployStack
-from infra.nag import acknowledge_findings
+from infra.nag import acknowledge_findings, acknowledge_tracking_findings
 from infra.settings import cicd_settings, load_context, stage_settings
+from infra.tracking import MlflowTrackingServer
 
 
 def build_app(
@@ -39,6 +40,16 @@ def build_app(
         env=env,
     )
     stacks: list[cdk.Stack] = [foundation, build]
+    if settings.mlflow.tracking_server:
+        tracking = MlflowTrackingServer(
+            foundation,
+            "Mlflow",
+            stage=stage,
+            settings=settings.mlflow,
+            bucket=foundation.artifacts,
+            key=foundation.key,
+        )
+        acknowledge_tracking_findings(tracking)
     if settings.endpoint:
         deploy = ModelDeployStack(
             app,

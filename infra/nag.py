@@ -12,6 +12,7 @@ from constructs import IConstruct
 
 from infra.cicd import CicdStack
 from infra.foundation import FoundationStack
+from infra.tracking import ARTIFACT_PREFIX, MlflowTrackingServer
 
 IAM5 = "AwsSolutions::AwsSolutions-IAM5"
 _GRANT = "from a CDK grant helper, limited to the stage's own buckets and key"
@@ -113,5 +114,17 @@ def acknowledge_findings(foundation: FoundationStack, cicd: CicdStack) -> None:
             "account and region (deploy, file and image publishing, lookup).",
             f"{IAM5}[Resource::arn:<AWS::Partition>:logs:{region}:<AWS::AccountId>:log-group:/aws/codebuild/"
             f"<{project}>:*]": "Log streams of this CodeBuild project's own log group.",
+        },
+    )
+
+
+def acknowledge_tracking_findings(tracking: MlflowTrackingServer) -> None:
+    """The tracking server's role writes MLflow artifacts under one prefix of one bucket."""
+    bucket = _logical_id(tracking.bucket)
+    _accept(
+        tracking.role,
+        {
+            f"{IAM5}[Resource::<{bucket}.Arn>/{ARTIFACT_PREFIX}/*]": "MLflow writes each run's "
+            "artifacts under new keys of the artifact store's prefix, and only there."
         },
     )
