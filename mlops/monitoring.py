@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlops.errors import MlopsError
+from mlops.errors import MlopsError, NotFound
 from sagemaker_jobs.baseline import Baseline, BaselineFeature, column_name
 from sagemaker_jobs.features import MISSING, category_text
 
@@ -150,7 +150,7 @@ def read_captures(files: Iterable[tuple[str, str]], names: list[str], since: str
                 captures.skipped[reason] = captures.skipped.get(reason, 0) + 1
     if not captures.records:
         window = f" since {since}" if since else ""
-        raise MlopsError(f"the capture files hold no records{window}; send the endpoint requests")
+        raise NotFound(f"the capture files hold no records{window}; send the endpoint requests")
     if not rows:
         reasons = ", ".join(f"{n} x {r}" for r, n in captures.skipped.items())
         raise MlopsError(f"none of the {captures.records} captured records decoded: {reasons}")
