@@ -286,3 +286,177 @@ def test_an_execution_record_without_evaluation_logs_its_parameters(tmp_path: Pa
     assert summary.params == {"Estimator": "linear", "QualityThreshold": "0.7"}
     assert summary.tags["mlops.failure_reason"].startswith("Step Preprocess failed")
     assert summary.end_ms is not None and summary.end_ms - summary.start_ms == 2000
+
+
+# A SageMaker pipeline execution --------------------------------------------------------------
+ROLE = "arn:aws:iam::123456789012:role/mlops-dev-sagemaker-jobs"
+BUCKET = "mlops-dev-artifacts"
+
+
+def _sagemaker_execution(client: Any, s3: Any, definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """A pipeline run as SageMaker leaves it: jobs, S3 outputs, a registered package; returns
+    the steps ListPipelineExecutionSteps would list (moto lacks that call)."""
+    s3.create_bucket(Bucket=BUCKET)
+    prefix = "pipelines/mlops-tabular/exec1"
+    evaluation = {
+        "metrics": {"accuracy": {"value": 0.97}, "f1": {"value": 0.96}},
+        "quality_gate": {"metric": "accuracy", "value": 0.97},
+        "problem_type": "classification",
+    }
+    s3.put_object(
+        Bucket=BUCKET, Key=f"{prefix}/evaluation/evaluation.json", Body=json.dumps(evaluation)
+    )
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/evaluation/report.html", Body=b"<html></html>")
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=f"{prefix}/profile/profile.json",
+        Body=json.dumps({"dataset": {"sha256": "ab" * 32}}),
+    )
+    client.create_pipeline(
+        PipelineName="mlops-tabular", PipelineDefinition=json.dumps(definition), RoleArn=ROLE
+    )
+    client.start_pipeline_execution(
+        PipelineName="mlops-tabular",
+        PipelineParameters=[{"Name": "Estimator", "Value": "random_forest"}],
+    )
+    common = {"RoleArn": ROLE, "StoppingCondition": {"MaxRuntimeInSeconds": 3600}}
+    training = client.create_training_job(
+        TrainingJobName="train-exec1",
+        AlgorithmSpecification={
+            "TrainingImage": "123.dkr.ecr/mlops:abc",
+            "TrainingInputMode": "File",
+        },
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/{prefix}/train"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        HyperParameters={"estimator": "random_forest", "n_estimators": "300"},
+        **common,
+    )["TrainingJobArn"]
+    jobs = {}
+    for name, outputs in (("preprocess", ["profile"]), ("evaluate", ["evaluation"])):
+        jobs[name] = client.create_processing_job(
+            ProcessingJobName=f"{name}-exec1",
+            ProcessingResources={
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                    "VolumeSizeInGB": 30,
+                }
+            },
+            AppSpecification={"ImageUri": "123.dkr.ecr/mlops:abc"},
+            ProcessingOutputConfig={
+                "Outputs": [
+                    {
+                        "OutputName": o,
+                        "S3Output": {
+                            "S3Uri": f"s3://{BUCKET}/{prefix}/{o}",
+                            "LocalPath": f"/opt/ml/processing/{o}",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                    for o in outputs
+                ]
+            },
+            **common,
+        )["ProcessingJobArn"]
+    client.create_model_package_group(ModelPackageGroupName="mlops-tabular")
+    package = client.create_model_package(
+        ModelPackageGroupName="mlops-tabular",
+        ModelApprovalStatus="PendingManualApproval",
+        CustomerMetadataProperties={"CodeVersion": "abc123def456", "DatasetSha256": "ab" * 32},
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": "123.dkr.ecr/mlops:abc",
+                    "ModelDataUrl": f"s3://{BUCKET}/{prefix}/model.tar.gz",
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
+    return [
+        {
+            "StepName": "Preprocess",
+            "StepStatus": "Succeeded",
+            "Metadata": {"ProcessingJob": {"Arn": jobs["preprocess"]}},
+        },
+        {
+            "StepName": "Train",
+            "StepStatus": "Succeeded",
+            "Metadata": {"TrainingJob": {"Arn": training}},
+        },
+        {
+            "StepName": "Evaluate",
+            "StepStatus": "Succeeded",
+            "Metadata": {"ProcessingJob": {"Arn": jobs["evaluate"]}},
+        },
+        {
+            "StepName": "QualityGate",
+            "StepStatus": "Succeeded",
+            "Metadata": {"Condition": {"Outcome": "True"}},
+        },
+        {
+            "StepName": "RegisterModel",
+            "StepStatus": "Succeeded",
+            "Metadata": {"RegisterModel": {"Arn": package}},
+        },
+    ]
+
+
+def test_log_a_sagemaker_execution_from_its_jobs_and_s3(
+    fake_aws_credentials: None,
+    local_definition: dict[str, Any],
+    ranked: tuple[Home, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from moto import mock_aws
+
+    from mlops.aws import Aws, Stage
+    from mlops.commands import experiments
+
+    _, uri = ranked  # another experiment in the same store: a new SQLite store costs a second
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
+    with mock_aws():
+        aws = Aws(Stage("dev", "us-east-1", "mlops-tabular", "mlops-tabular"))
+        monkeypatch.setattr(experiments, "_aws", lambda stage: aws)
+        sagemaker = aws.client("sagemaker")
+        steps = _sagemaker_execution(sagemaker, aws.client("s3"), local_definition)
+        monkeypatch.setattr(
+            sagemaker,
+            "list_pipeline_execution_steps",
+            lambda **_: {"PipelineExecutionSteps": steps},
+        )
+        args = [
+            "experiments",
+            "log",
+            "latest",
+            "--target",
+            "aws",
+            "--stage",
+            "dev",
+            "--tracking-uri",
+            uri,
+        ]
+        assert main(args) == 0
+    assert f"in experiment mlops-tabular at {uri}" in capsys.readouterr().out
+    mlflow = client(uri)
+    (run,) = mlflow.search_runs([mlflow.get_experiment_by_name("mlops-tabular").experiment_id])
+    params, tags = run.data.params, run.data.tags
+    assert params["Estimator"] == "random_forest"  # given at start
+    assert params["QualityThreshold"] == "0.7"  # the definition's default, filled in
+    assert params["hp.n_estimators"] == "300" and params["hp.estimator"] == "random_forest"
+    assert run.data.metrics == {"accuracy": 0.97, "f1": 0.96}
+    assert tags["mlops.target"] == "aws" and tags["mlops.stage"] == "dev"
+    assert tags["mlops.execution_arn"].endswith(f"/execution/{run.info.run_name}")
+    assert tags["mlops.gate_passed"] == "true" and tags["mlops.gate_metric"] == "accuracy"
+    assert (
+        tags["mlops.model_package_version"] == "1" and tags["mlops.code_version"] == "abc123def456"
+    )
+    assert tags["mlops.dataset_sha256"] == "ab" * 32
+    assert {a.path for a in mlflow.list_artifacts(run.info.run_id)} == {
+        "evaluation.json",
+        "report.html",
+        "profile.json",
+    }
