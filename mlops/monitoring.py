@@ -296,7 +296,7 @@ def _check_feature(
                     f"baseline type is {base.statistics['inferred_type']}",
                 )
             )
-        if (~bad).any():
+        if (~bad).any() and len(base.values):
             _numeric_drift(result, base, numbers[~bad].to_numpy(dtype=float))
     else:
         texts = present.map(category_text).dropna()

@@ -182,7 +182,10 @@ class BaselineFeature:
     @property
     def values(self) -> np.ndarray:
         """The sketch's values (numeric features), the sample the distribution checks use."""
-        sketch = self.statistics["numerical_statistics"]["distribution"]["kll"]["sketch"]
+        numbers = self.statistics["numerical_statistics"]
+        if "distribution" not in numbers:  # the training column had no value at all
+            return np.empty(0)
+        sketch = numbers["distribution"]["kll"]["sketch"]
         return np.array([v for level in sketch["data"] for v in level], dtype=float)
 
     @property

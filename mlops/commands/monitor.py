@@ -80,22 +80,26 @@ class _Target:
             return (sources.copy_baseline(found, into) if into else found), "registered"
         return sources.recompute_baseline(self.store, package, into or scratch), "recomputed"
 
-    def serving_version(self, endpoint: str) -> int:
-        """The version the endpoint serves (its captures are that model's inputs)."""
+    def served_package(self, endpoint: str) -> ModelPackage:
+        """The package the endpoint serves (its captures are that model's inputs)."""
         if self.aws is not None:
             from mlops.cloud import endpoint_status
 
             arn = endpoint_status(self.aws, endpoint).model_package_arn
-            if not arn.rsplit("/", 1)[-1].isdigit():
+            *_, group, version = arn.split("/") if arn.count("/") >= 2 else ("", "", "")
+            if not version.isdigit():
                 raise MlopsError(f"endpoint {endpoint} serves no model package; pass --baseline")
-            return int(arn.rsplit("/", 1)[-1])
-        record = self.home.root / "endpoints" / endpoint / "endpoint.json"
-        if not record.exists():
-            raise NotFound(
-                f"no local endpoint {endpoint!r} to take the model version from (a deleted "
-                "endpoint keeps its captures): pass --baseline VERSION or --baseline DIR"
-            )
-        return int(json.loads(record.read_text(encoding="utf-8"))["version"])
+        else:
+            path = self.home.root / "endpoints" / endpoint / "endpoint.json"
+            if not path.exists():
+                raise NotFound(
+                    f"no local endpoint {endpoint!r} to take the model version from (a deleted "
+                    "endpoint keeps its captures): pass --baseline VERSION or --baseline DIR"
+                )
+            record = json.loads(path.read_text(encoding="utf-8"))
+            group, version = record["group"], str(record["version"])
+        package: ModelPackage = self.registry.describe_model_package(group, int(version))
+        return package
 
 
 @app.command("baseline")
@@ -167,8 +171,8 @@ def drift(
     elif baseline is not None and not baseline.isdigit():
         raise NotFound(f"--baseline {baseline!r} is neither a folder nor a model version number")
     else:
-        version = int(baseline) if baseline else where.serving_version(endpoint)
-        folder, _ = where.baseline_dir(where.package(version), None)
+        package = where.package(int(baseline)) if baseline else where.served_package(endpoint)
+        folder, _ = where.baseline_dir(package, None)
     try:
         reference = read_baseline(folder)
     except JobError as exc:
