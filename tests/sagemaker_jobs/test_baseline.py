@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -86,3 +87,21 @@ def test_reading_a_baseline_maps_columns_back_to_feature_names(baseline_dir: Pat
     (baseline_dir / "constraints.json").unlink()
     with pytest.raises(JobError, match=r"has no constraints\.json"):
         read_baseline(baseline_dir)
+
+
+def test_the_pipeline_registers_the_preprocess_baseline_as_drift_check_baselines(
+    local_definition: dict[str, Any],
+) -> None:
+    steps = {s["Name"]: s for s in local_definition["Steps"]}
+    outputs = steps["Preprocess"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    (baseline,) = [o for o in outputs if o["OutputName"] == "baseline"]
+    assert baseline["S3Output"]["LocalPath"] == "/opt/ml/processing/output/baseline"
+    (register,) = [
+        s for s in steps["QualityGate"]["Arguments"]["IfSteps"] if s["Type"] == "RegisterModel"
+    ]
+    quality = register["Arguments"]["DriftCheckBaselines"]["ModelDataQuality"]
+    reference = {
+        "Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['baseline'].S3Output.S3Uri"
+    }
+    for kind, name in (("Statistics", "statistics.json"), ("Constraints", "constraints.json")):
+        assert quality[kind]["S3Uri"] == {"Std:Join": {"On": "/", "Values": [reference, name]}}
