@@ -385,11 +385,15 @@ def _tracking(uri: str, action: str) -> Iterator[Any]:
     """An MLflow client for ``uri``; any failure in the block becomes one TrackingError."""
     try:
         from mlflow import MlflowClient
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
         # MLflow logs its schema migrations at INFO on first use of a store: not news here.
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        yield MlflowClient(tracking_uri=uri)
+        # The sagemaker-mlflow plugin signs requests for the process-wide tracking URI, not the
+        # client's: set it for the block (and restore it, with MLFLOW_TRACKING_URI, after).
+        with _use_tracking_uri(uri):
+            yield MlflowClient(tracking_uri=uri)
     except MlopsError:
         raise
     except Exception as exc:  # MLflow, SQLAlchemy, HTTP and AWS errors all land here, re-raised

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -259,13 +260,21 @@ def test_stage_tracking_server_arn_from_cdk_json(monkeypatch: pytest.MonkeyPatch
     )
 
 
-def test_a_tracking_server_arn_is_served_by_the_sagemaker_mlflow_plugin() -> None:
-    """No request is made: the plugin's store resolves the ARN to a URL only when called."""
-    from mlflow.tracking._tracking_service.utils import _get_store
+def test_a_tracking_server_arn_is_served_and_signed_by_the_sagemaker_mlflow_plugin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No request is made: the plugin's store and signer are resolved, not called."""
+    from sagemaker_mlflow.auth_provider import AuthProvider
     from sagemaker_mlflow.mlflow_sagemaker_store import MlflowSageMakerStore
 
-    arn = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/mlops-dev"
-    assert isinstance(_get_store(arn), MlflowSageMakerStore)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/mlops-dev"
+    with tracking._tracking(arn, "checking the plugin") as mlflow:
+        assert isinstance(mlflow._tracking_client.store, MlflowSageMakerStore)
+        # The signer reads the process-wide URI: it must be the server's, for its region.
+        signer = AuthProvider().get_auth()
+        assert (signer.region, signer.sigv4._service_name) == ("eu-west-1", "sagemaker-mlflow")
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # restored after the block
 
 
 def test_an_execution_record_without_evaluation_logs_its_parameters(tmp_path: Path) -> None:
