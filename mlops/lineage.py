@@ -219,20 +219,36 @@ def _cloud_step(aws: Any, step: dict[str, Any]) -> StepLineage:
             if "S3Output" in o
         ]
     elif job := metadata.get("TrainingJob", {}).get("Arn"):
-        with explained("sagemaker:DescribeTrainingJob", job):
-            described = sagemaker.describe_training_job(TrainingJobName=job.split("/")[-1])
         lineage.type, lineage.job = "Training", job
-        lineage.image = described.get("AlgorithmSpecification", {}).get("TrainingImage")
-        lineage.inputs = [
-            _s3_ref(aws, c["ChannelName"], c["DataSource"]["S3DataSource"]["S3Uri"])
-            for c in described.get("InputDataConfig", [])
-            if "S3DataSource" in c.get("DataSource", {})
-        ]
-        if model := described.get("ModelArtifacts", {}).get("S3ModelArtifacts"):
-            lineage.outputs = [_s3_ref(aws, "model", model)]
+        _trained(aws, lineage, job.split("/")[-1])
+    elif job := metadata.get("TuningJob", {}).get("Arn"):
+        # The tuning job's best training job made the model the later steps use.
+        with explained("sagemaker:DescribeHyperParameterTuningJob", job):
+            tuning = sagemaker.describe_hyper_parameter_tuning_job(
+                HyperParameterTuningJobName=job.split("/")[-1]
+            )
+        lineage.type, lineage.job = "Tuning", job
+        if best := tuning.get("BestTrainingJob", {}).get("TrainingJobName"):
+            _trained(aws, lineage, best)
     elif package := metadata.get("RegisterModel", {}).get("Arn"):
         lineage.type, lineage.job = "RegisterModel", package
     return lineage
+
+
+def _trained(aws: Any, lineage: StepLineage, training_job: str) -> None:
+    """A training job's image, channels and model artifact."""
+    from mlops.aws import explained
+
+    with explained("sagemaker:DescribeTrainingJob", training_job):
+        described = aws.client("sagemaker").describe_training_job(TrainingJobName=training_job)
+    lineage.image = described.get("AlgorithmSpecification", {}).get("TrainingImage")
+    lineage.inputs = [
+        _s3_ref(aws, c["ChannelName"], c["DataSource"]["S3DataSource"]["S3Uri"])
+        for c in described.get("InputDataConfig", [])
+        if "S3DataSource" in c.get("DataSource", {})
+    ]
+    if model := described.get("ModelArtifacts", {}).get("S3ModelArtifacts"):
+        lineage.outputs = [_s3_ref(aws, "model", model)]
 
 
 def _s3_ref(aws: Any, name: str, uri: str) -> ArtifactRef:

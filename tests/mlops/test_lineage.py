@@ -223,18 +223,16 @@ def _deployed(aws: Aws) -> dict[str, Any]:
     return {"package": package, "data_version": put["VersionId"]}
 
 
-def _answer_execution_steps(aws: Aws, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """moto lacks ListPipelineExecutionSteps: answer that one call, as Stubber would, from a
-    before-call hook; every other call still goes to moto."""
+def _answer(aws: Aws, operation: str, response: dict[str, Any]) -> list[dict[str, Any]]:
+    """Answer one call moto lacks (or answers without the field we need), as Stubber would,
+    from a before-call hook; every other call still goes to moto. Returns the requests seen."""
     seen: list[dict[str, Any]] = []
 
     def answer(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         seen.append(json.loads(params["body"]))  # the serialized request: what was asked
-        return AWSResponse("", 200, {}, None), {"PipelineExecutionSteps": steps}
+        return AWSResponse("", 200, {}, None), response
 
-    aws.client("sagemaker").meta.events.register(
-        "before-call.sagemaker.ListPipelineExecutionSteps", answer
-    )
+    aws.client("sagemaker").meta.events.register(f"before-call.sagemaker.{operation}", answer)
     return seen
 
 
@@ -242,7 +240,7 @@ def test_aws_lineage_walks_from_the_package_to_the_data_version_and_endpoints(aw
     made = _deployed(aws)
     job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
     earlier = f"{job}:pipeline/mlops-tabular/execution/exec41"
-    seen = _answer_execution_steps(aws, [
+    seen = _answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": [
         {"StepName": "Preprocess", "StepStatus": "Succeeded",
          "Metadata": {"ProcessingJob": {"Arn": f"{job}:processing-job/preprocess-1"}},
          "CacheHitResult": {"SourcePipelineExecutionArn": earlier}},
@@ -250,7 +248,7 @@ def test_aws_lineage_walks_from_the_package_to_the_data_version_and_endpoints(aw
          "Metadata": {"TrainingJob": {"Arn": f"{job}:training-job/train-1"}}},
         {"StepName": "RegisterModel", "StepStatus": "Succeeded",
          "Metadata": {"RegisterModel": {"Arn": made["package"]}}},
-    ])  # fmt: skip
+    ]})  # fmt: skip
 
     found = aws_lineage(aws, GROUP, 1)
 
@@ -265,3 +263,26 @@ def test_aws_lineage_walks_from_the_package_to_the_data_version_and_endpoints(aw
     assert steps["Train"].outputs[0].uri == MODEL == found.package["model_data_url"]
     assert steps["RegisterModel"].job == made["package"]
     assert [e["name"] for e in found.endpoints] == ["serving-endpoint"]
+
+
+def test_aws_lineage_follows_a_tuning_step_to_its_best_training_job(aws: Aws) -> None:
+    _deployed(aws)
+    tuning = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/tune-1"
+    _answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": [
+        {"StepName": "Tune", "StepStatus": "Succeeded", "Metadata": {"TuningJob": {"Arn": tuning}}},
+    ]})  # fmt: skip
+    asked = _answer(
+        aws,
+        "DescribeHyperParameterTuningJob",
+        {
+            "HyperParameterTuningJobName": "tune-1",
+            "BestTrainingJob": {"TrainingJobName": "train-1"},
+        },
+    )
+
+    (step,) = aws_lineage(aws, GROUP, 1).steps
+
+    assert asked == [{"HyperParameterTuningJobName": "tune-1"}]
+    assert (step.type, step.job, step.image) == ("Tuning", tuning, IMAGE)
+    assert [(i.name, i.uri) for i in step.inputs] == [("train", f"{SPLITS}/train")]
+    assert step.outputs[0].uri == MODEL
