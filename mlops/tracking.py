@@ -206,7 +206,9 @@ def summarize_local(
     for step in record.steps:
         outputs.update(step.outputs)
         if step.type == "Training" and step.status == "Succeeded":
-            config = Path(record.run_dir) / "steps" / step.name / "opt/ml/input/config"
+            # A cache hit ran nothing: the job's files are in the execution it reused.
+            ran_in = Path(record.run_dir).parent / (step.cache_hit or record.execution_id)
+            config = ran_in / "steps" / step.name / "opt/ml/input/config"
             if (config / "hyperparameters.json").is_file():
                 hyperparameters = _read_json(config / "hyperparameters.json")
         if step.type == "Condition" and "Outcome" in step.outputs:

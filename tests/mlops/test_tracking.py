@@ -469,3 +469,18 @@ def test_log_a_sagemaker_execution_from_its_jobs_and_s3(
         "report.html",
         "profile.json",
     }
+
+
+@pytest.mark.slow
+def test_a_cache_hit_takes_its_hyperparameters_from_the_execution_it_reused(
+    tracked_run: tuple[Home, str, str],
+) -> None:
+    home, _, _ = tracked_run
+    first = find_execution(home.runs, "latest")
+    again = ExecutionRecord.load(first.path)
+    again.execution_id, again.run_dir = "20261128-235959-cached", str(home.runs / "cached")
+    for step in again.steps:
+        step.cache_hit = first.execution_id  # as the executor records a reused step
+    summary = tracking.summarize_local(again, LocalObjectStore(home.store), experiment="x")
+    assert summary.params["hp.estimator"] == "gradient_boosting"
+    assert summary.metrics and summary.tags["mlops.gate_passed"] == "true"
