@@ -215,8 +215,8 @@ class StepCache:
         outputs: dict[str, Any],
         property_files: dict[tuple[str, str], Path],
     ) -> None:
-        """Record a succeeded run (the newest run of a key is the one reused)."""
-        if identity.key is None:
+        """Record a succeeded run of a step with caching on (the newest run of a key is reused)."""
+        if identity.key is None or not identity.enabled:
             return
         folder = self.root / identity.key
         folder.mkdir(parents=True, exist_ok=True)

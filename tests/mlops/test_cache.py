@@ -183,6 +183,7 @@ def test_caching_off_in_the_definition_runs_every_step(home: Home, store: LocalO
     off = definition(cache={"Enabled": False})
     _executor(home).run(off, {})
     assert _hits(_executor(home).run(off, {})) == dict.fromkeys("ABC")
+    assert not list((home.root / "cache").glob("*.json"))  # nor recorded for later
 
 
 def test_only_succeeded_steps_are_reused(
