@@ -1,6 +1,6 @@
 """Step caching for the local executor, with SageMaker Pipelines' semantics.
 
-A step whose definition has ``CacheConfig.Enabled`` reuses the properties and outputs of the
+A step whose definition has ``CacheConfig.Enabled`` reuses the outcome (properties, outputs) of the
 most recent *succeeded* run of the same step (same pipeline, name and type) whose cache key is
 unchanged, unless that run is older than ``ExpireAfter`` (an ISO 8601 duration).
 
@@ -96,8 +96,7 @@ class StepIdentity:
 class CacheHit:
     execution_id: str
     created: str
-    properties: dict[str, Any]
-    outputs: dict[str, Any]
+    outcome: dict[str, Any]  # the handler's Outcome fields (properties, outputs, ...)
     property_files: dict[tuple[str, str], Path] = field(default_factory=dict)
 
 
@@ -191,7 +190,8 @@ class StepCache:
         age = self.clock() - datetime.fromisoformat(entry["created"])
         if identity.expire_after is not None and age > identity.expire_after:
             return None
-        if any(not self.store.exists(uri) for _, uri in _s3_uris(entry["outputs"], "output")):
+        outputs = entry["outcome"].get("outputs", {})
+        if any(not self.store.exists(uri) for _, uri in _s3_uris(outputs, "output")):
             return None  # someone cleaned the store: run the step again
         files = {
             (step, name): self.root / identity.key / copy
@@ -202,8 +202,7 @@ class StepCache:
         return CacheHit(
             execution_id=entry["execution_id"],
             created=entry["created"],
-            properties=entry["properties"],
-            outputs=entry["outputs"],
+            outcome=entry["outcome"],
             property_files=files,
         )
 
@@ -211,8 +210,7 @@ class StepCache:
         self,
         identity: StepIdentity,
         execution_id: str,
-        properties: dict[str, Any],
-        outputs: dict[str, Any],
+        outcome: dict[str, Any],
         property_files: dict[tuple[str, str], Path],
     ) -> None:
         """Record a succeeded run of a step with caching on (the newest run of a key is reused)."""
@@ -229,8 +227,7 @@ class StepCache:
             "key": identity.key,
             "execution_id": execution_id,
             "created": self.clock().isoformat(),
-            "properties": properties,
-            "outputs": outputs,
+            "outcome": outcome,
             "property_files": copies,
             "inputs": [asdict(a) for a in identity.inputs],
         }

@@ -8,6 +8,7 @@ registration step writes to the local registry. Step types are dispatched throug
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -297,14 +298,18 @@ class LocalPipelineExecutor:
         hit = self.cache.lookup(identity) if self.use_cache else None
         if hit:
             step.cache_hit = hit.execution_id
-            outcome = Outcome(hit.properties, hit.outputs, hit.property_files)
+            outcome = Outcome(**hit.outcome, property_files=hit.property_files)
         else:
             outcome = handler(spec, context, step_dir)
             self.cache.save(
                 identity,
                 context.execution["PipelineExecutionId"],
-                outcome.properties,
-                outcome.outputs,
+                # every field but the local file paths, so new Outcome fields round-trip too
+                {
+                    f.name: getattr(outcome, f.name)
+                    for f in dataclasses.fields(outcome)
+                    if f.name != "property_files"
+                },
                 outcome.property_files,
             )
         step.output_artifacts = [
