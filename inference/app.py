@@ -13,12 +13,23 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inference.capture import CaptureWriter
 from inference.config import ServerSettings, from_env
 from inference.errors import InferenceError, ModelError, NotAcceptable, NotFound, PayloadTooLarge
-from inference.handler import ACCEPTS, JSON, ModelHandler, media_type, model_fn, wants_probabilities
+from inference.handler import (
+    ACCEPTS,
+    CONTENT_TYPES,
+    JSON,
+    ModelHandler,
+    media_type,
+    model_fn,
+    wants_probabilities,
+)
+
+if TYPE_CHECKING:
+    from inference.metrics import RequestMetrics
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -55,9 +66,18 @@ def choose_accept(header: str | None, default: str) -> tuple[str, dict[str, str]
 
 class InferenceApp:
     def __init__(
-        self, handler: ModelHandler, settings: ServerSettings, capture: CaptureWriter | None = None
+        self,
+        handler: ModelHandler,
+        settings: ServerSettings,
+        capture: CaptureWriter | None = None,
+        metrics: RequestMetrics | None = None,
     ) -> None:
-        self.handler, self.settings, self.capture = handler, settings, capture
+        self.handler, self.settings, self.capture, self.metrics = (
+            handler,
+            settings,
+            capture,
+            metrics,
+        )
         # A server worker runs its event loop on the main thread, where a timer signal can stop
         # a runaway prediction (the worker lives on). Elsewhere (a test thread) there is none.
         self._timed = threading.current_thread() is threading.main_thread()
@@ -113,6 +133,11 @@ class InferenceApp:
             failure = ModelError(f"the model server failed: {type(exc).__name__}: {exc}")
             status = failure.status
             await _error(send, failure, original_status=500)
+        seconds = time.perf_counter() - started
+        if self.metrics:
+            self.metrics.observe_request(
+                path, status, media_type(headers.get("content-type"))[0], seconds, rows
+            )
         access_log.info(
             json.dumps(
                 {
@@ -123,7 +148,7 @@ class InferenceApp:
                     "rows": rows,
                     "content_type": headers.get("content-type", ""),
                     "accept": headers.get("accept", ""),
-                    "ms": round((time.perf_counter() - started) * 1000, 3),
+                    "ms": round(seconds * 1000, 3),
                     "inference_id": headers.get("x-amzn-sagemaker-inference-id", ""),
                 }
             )
@@ -165,6 +190,8 @@ class InferenceApp:
         finally:
             if self._timed:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+        if self.metrics:
+            self.metrics.observe_predictions(prediction.labels)
         extra = [(b"x-amzn-invoked-production-variant", self._variant)]
         if attributes:
             extra.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode("latin-1")))
@@ -183,6 +210,8 @@ class InferenceApp:
             elif message["type"] == "lifespan.shutdown":
                 if self.capture:
                     self.capture.close()
+                if self.metrics:
+                    self.metrics.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -232,5 +261,10 @@ def create_app(settings: ServerSettings | None = None) -> InferenceApp:
             settings.capture_percent,
             int(settings.capture_max_mb * 1024 * 1024),
         )
+    metrics = None
+    if settings.metrics_port:
+        from inference.metrics import RequestMetrics  # only when asked: serving stays light
+
+        metrics = RequestMetrics(CONTENT_TYPES, classifier=hasattr(handler.model, "classes_"))
     log.info("model %s loaded from %s", handler.version, settings.model_dir)
-    return InferenceApp(handler, settings, capture)
+    return InferenceApp(handler, settings, capture, metrics)

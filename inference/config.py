@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from inference.handler import ACCEPTS, media_type
 
@@ -26,6 +26,8 @@ class ServerSettings(BaseModel):
     capture_dir: Path | None = None
     capture_percent: float = Field(100, ge=0, le=100)
     capture_max_mb: float = Field(64, gt=0)
+    # Prometheus metrics on a port of their own; off by default (SageMaker only talks to 8080).
+    metrics_port: int | None = Field(None, ge=1, le=65535)
 
     @field_validator("default_accept")
     @classmethod
@@ -34,6 +36,13 @@ class ServerSettings(BaseModel):
         if kind not in ACCEPTS:
             raise ValueError(f"must be one of {', '.join(ACCEPTS)}")
         return kind
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _own_port(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value == info.data.get("port"):
+            raise ValueError(f"must differ from the serving port {value}")
+        return value
 
     @property
     def max_payload_bytes(self) -> int:
@@ -53,6 +62,7 @@ _ENV = {
     "MLOPS_CAPTURE_DIR": "capture_dir",
     "MLOPS_CAPTURE_PERCENT": "capture_percent",
     "MLOPS_CAPTURE_MAX_MB": "capture_max_mb",
+    "MLOPS_METRICS_PORT": "metrics_port",
 }
 
 

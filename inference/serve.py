@@ -1,7 +1,9 @@
 """``serve``: start the model server (SageMaker runs ``docker run IMAGE serve``).
 
-Settings come from the ``SAGEMAKER_*`` environment; ``--model-dir``, ``--port``, ``--workers``
-and ``--host`` override them (``mlops serve`` and local endpoints use these).
+Settings come from the ``SAGEMAKER_*`` environment; ``--model-dir``, ``--port``, ``--workers``,
+``--host`` and ``--metrics-port`` override them (``mlops serve`` and local endpoints use these).
+``--metrics-port`` (or ``MLOPS_METRICS_PORT``) adds Prometheus metrics on that port; it is off by
+default, as on SageMaker, which only talks to port 8080.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from pathlib import Path
 from inference.config import SettingsError, from_env, to_env
 
 
-def serve_args(model_dir: Path, port: int, workers: int, host: str) -> list[str]:
+def serve_args(
+    model_dir: Path, port: int, workers: int, host: str, metrics_port: int | None = None
+) -> list[str]:
     """The command-line form of these settings (local endpoints and benchmarks start it so)."""
+    metrics = ["--metrics-port", str(metrics_port)] if metrics_port else []
     return [
         "--model-dir",
         str(model_dir),
@@ -27,6 +32,7 @@ def serve_args(model_dir: Path, port: int, workers: int, host: str) -> list[str]
         str(workers),
         "--host",
         host,
+        *metrics,
     ]
 
 
@@ -36,6 +42,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--host")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus metrics port (default: off)")
     argv = list(argv or [])
     if argv[:1] == ["serve"]:  # SageMaker starts the container as `serve`
         argv = argv[1:]
@@ -54,7 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = from_env(
-            model_dir=args.model_dir, port=args.port, workers=args.workers, host=args.host
+            model_dir=args.model_dir,
+            port=args.port,
+            workers=args.workers,
+            host=args.host,
+            metrics_port=args.metrics_port,
         )
     except SettingsError as exc:
         print(f"serve: {exc}", file=sys.stderr)
@@ -66,21 +77,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One compute thread per worker: workers are the parallelism. OpenMP models (histogram
     # gradient boosting) otherwise spin a thread per core in every worker and collapse under load.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    exporter = None
+    if settings.metrics_port:
+        from inference.metrics import MetricsExporter
+
+        exporter = MetricsExporter.for_server(settings.model_dir)  # before the workers start
+        try:
+            exporter.start(settings.host, settings.metrics_port)
+        except OSError as exc:
+            exporter.close()
+            print(
+                f"serve: cannot serve metrics on port {settings.metrics_port}: {exc}",
+                file=sys.stderr,
+            )
+            return 2
     import uvicorn
 
-    uvicorn.run(
-        "inference.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",  # uvloop also sets TCP_NODELAY on accepted sockets (uvicorn issue 3149)
-        http="httptools",
-        access_log=False,  # the app logs one structured line per request itself
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=30,  # SageMaker sends SIGKILL 30 s after SIGTERM
-        log_level=level.lower(),
-    )
+    try:
+        uvicorn.run(
+            "inference.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            loop="uvloop",  # uvloop also sets TCP_NODELAY on accepted sockets (uvicorn issue 3149)
+            http="httptools",
+            access_log=False,  # the app logs one structured line per request itself
+            timeout_keep_alive=75,
+            timeout_graceful_shutdown=30,  # SageMaker sends SIGKILL 30 s after SIGTERM
+            log_level=level.lower(),
+        )
+    finally:
+        if exporter:
+            exporter.close()  # the metrics folder goes with the server
     return 0
 
 
