@@ -42,6 +42,7 @@ def definition_body(settings: StageSettings, subnet_count: int = 0) -> str:
             bucket=BUCKET,
             region=settings.region,
             quality_threshold=settings.quality_threshold,
+            tuning=settings.tuning,
             **network,
         )
     )

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlops.errors import MlopsError
+from sagemaker_jobs.tuning import TuningSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = ROOT / "cdk.json"
@@ -90,6 +91,9 @@ class StageSettings(BaseModel):
     )
     vpc: bool = Field(False, description="jobs and models in private isolated subnets")
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    tuning: TuningSettings | None = Field(
+        None, description="the Train step as a hyperparameter tuning job (sagemaker_jobs/tuning.py)"
+    )
 
 
 def _explain(exc: ValidationError, where: str) -> MlopsError:

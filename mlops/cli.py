@@ -60,6 +60,10 @@ TARGET_OPTION = typer.Option(
 STAGE_OPTION = typer.Option(
     "--stage", envvar="MLOPS_STAGE", help="Stage in cdk.json, with --target aws."
 )
+TUNING_OPTION = typer.Option(
+    "--tuning",
+    help="Tuning settings (JSON/YAML): the Train step becomes a hyperparameter tuning job.",
+)
 
 
 def _status_column() -> Column:  # a fresh one per table: a Column holds its table's cells
@@ -80,12 +84,19 @@ def definition(
         bool, typer.Option(help="The stage's deployed definition, and its diff from the local one.")
     ] = False,
     stage: Annotated[str, STAGE_OPTION] = "dev",
+    tuning: Annotated[Path | None, TUNING_OPTION] = None,
 ) -> None:
     """Print the pipeline definition JSON that CDK deploys and `pipeline run` executes."""
-    from mlops.local import local_settings
+    from mlops.local import load_tuning, local_settings
     from sagemaker_jobs.pipeline import definition_json
 
-    body = definition_json(local_settings())
+    if deployed and tuning is None:  # compare like with like: the stage's own tuning
+        from infra.settings import load_context, stage_settings
+
+        tuning_settings = stage_settings({**load_context(), "stage": stage})[1].tuning
+    else:
+        tuning_settings = load_tuning(tuning) if tuning else None
+    body = definition_json(local_settings(tuning=tuning_settings))
     if deployed:
         import difflib
 
@@ -188,10 +199,18 @@ def run(
         ),
     ] = True,
     tracking_uri: Annotated[str | None, experiments.TRACKING_URI_OPTION] = None,
+    tuning: Annotated[Path | None, TUNING_OPTION] = None,
 ) -> None:
     """Run the pipeline definition locally: preprocess, train, evaluate, gate, register."""
     from mlops.executor.runner import LocalPipelineExecutor
-    from mlops.local import DEMO_DATA, DEMO_TARGET, LOCAL_IMAGE, local_settings, upload_dataset
+    from mlops.local import (
+        DEMO_DATA,
+        DEMO_TARGET,
+        LOCAL_IMAGE,
+        load_tuning,
+        local_settings,
+        upload_dataset,
+    )
     from sagemaker_jobs.pipeline import definition_json
 
     overrides = _parse_params(param or [])
@@ -211,7 +230,7 @@ def run(
     if data is None:
         overrides.setdefault("TargetColumn", DEMO_TARGET)  # the demo's target, unless -p names one
     err.print(f"Building the pipeline definition and running it on {source} ...")
-    settings = local_settings()
+    settings = local_settings(tuning=load_tuning(tuning) if tuning else None)
     definition = json.loads(definition_json(settings))
     registry = LocalModelRegistry(home.registry)
     executor = LocalPipelineExecutor(
@@ -367,6 +386,21 @@ def steps(
             step.cache_hit or "",
             detail,
         )
+        for trial in step.trials:  # a Tuning step's training jobs, under it
+            values = ", ".join(f"{k}={v}" for k, v in trial["hyperparameters"].items())
+            result = (
+                f"objective={trial['objective']}"
+                if trial["status"] == "Completed"
+                else trial["failure_reason"]
+            )
+            table.add_row(
+                f"  {trial['name'].rsplit('-', 1)[-1]}",
+                "Trial",
+                trial["status"],
+                f"{trial['seconds'] or 0:.2f}",
+                "",
+                f"{values}: {result}",
+            )
     out.print(table)
 
 
@@ -530,15 +564,29 @@ def endpoint_deploy(
     ] = None,
     workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
     capture_percent: Annotated[float, typer.Option(help="Data capture sampling, 0 to 100.")] = 0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Prometheus metrics port (0: a free one; default: off)."
+        ),
+    ] = None,
 ) -> None:
     """Serve an approved model version on a local port with the endpoint's own server."""
     record = _endpoints().deploy(
-        name, group, version=version, port=port, workers=workers, capture_percent=capture_percent
+        name,
+        group,
+        version=version,
+        port=port,
+        workers=workers,
+        capture_percent=capture_percent,
+        metrics_port=metrics_port,
     )
     out.print(
         f"Endpoint {record.name}: InService, {record.group} version {record.version}, pid {record.pid}"
     )
     out.print(f"URL: {record.url}")
+    if record.metrics_url:
+        out.print(f"Metrics: {record.metrics_url}")
     out.print(f"Invoke: mlops endpoint invoke {record.name} --file rows.csv")
 
 
@@ -635,6 +683,8 @@ def endpoint_status(
     record = _endpoints().describe(name)
     out.print(f"Endpoint {record.name}: {record.status}")
     out.print(f"URL:            {record.url} (pid {record.pid}, started {record.started})")
+    if record.metrics_url:
+        out.print(f"Metrics:        {record.metrics_url}")
     out.print(f"Model package:  {record.model_package_arn}")
 
 
@@ -684,12 +734,15 @@ def serve(
     port: Annotated[int, typer.Option()] = 8080,
     workers: Annotated[int, typer.Option()] = 2,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Prometheus metrics port (default: off).")
+    ] = None,
 ) -> None:
     """Run the model server in the foreground on any model directory (bring your own model)."""
     from inference.serve import main as serve_main
     from inference.serve import serve_args
 
-    raise typer.Exit(serve_main(serve_args(model_dir, port, workers, host)))
+    raise typer.Exit(serve_main(serve_args(model_dir, port, workers, host, metrics_port)))
 
 
 @app.command("transform")

@@ -11,6 +11,7 @@ from mlops.registry import ModelPackage
 from mlops.store import LocalObjectStore
 from sagemaker_jobs.digests import update_from_file
 from sagemaker_jobs.pipeline import PipelineSettings
+from sagemaker_jobs.tuning import TuningSettings
 
 # Stand-ins for what CDK passes in AWS: ARN-shaped, so the SDK never asks IAM about them.
 LOCAL_IMAGE = "local/sagemaker-mlops:latest"
@@ -36,14 +37,42 @@ def git_commit(cwd: Path | None = None) -> str:
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
-def local_settings(code_version: str | None = None) -> PipelineSettings:
+def local_settings(
+    code_version: str | None = None, tuning: TuningSettings | None = None
+) -> PipelineSettings:
     return PipelineSettings(
         image_uri=LOCAL_IMAGE,
         role_arn=LOCAL_ROLE,
         bucket=LOCAL_BUCKET,
         default_target=DEMO_TARGET,
         code_version=code_version or git_commit(),
+        tuning=tuning,
     )
+
+
+def load_tuning(path: Path) -> TuningSettings:
+    """Tuning settings from a JSON or YAML file (the same fields as a stage's ``tuning``)."""
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MlopsError(f"cannot read tuning settings {path}: {exc}") from exc
+    try:  # JSON is YAML too
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MlopsError(f"{path} is not valid JSON or YAML: {exc}") from exc
+    try:
+        return TuningSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise MlopsError(
+            f"bad tuning settings in {path}: {problems}. See README, Hyperparameter tuning"
+        ) from exc
 
 
 def unpack_package(store: LocalObjectStore, package: ModelPackage, into: Path) -> Path:

@@ -23,6 +23,9 @@ class Hyperparameters(BaseModel):
     learning_rate: float = Field(0.1, gt=0, le=1, description="gradient boosting step size")
     max_depth: int | None = Field(None, ge=1, le=100, description="tree depth; empty = no limit")
     min_samples_leaf: int = Field(1, ge=1, le=10_000)
+    l2_regularization: float = Field(
+        0.0, ge=0, le=1000, description="gradient boosting's L2 penalty on leaf values"
+    )
     regularization: float = Field(
         1.0, gt=0, description="C of logistic regression, 1/alpha of ridge"
     )

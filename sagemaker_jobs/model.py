@@ -28,6 +28,7 @@ def _estimator(problem_type: str, hp: Hyperparameters) -> object:
             learning_rate=hp.learning_rate,
             max_depth=hp.max_depth,
             min_samples_leaf=max(hp.min_samples_leaf, 1),
+            l2_regularization=hp.l2_regularization,
             random_state=hp.random_state,
         )
     if hp.estimator == "random_forest":

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sagemaker_jobs.tuning import TuningSettings, tuning_step
+
 if TYPE_CHECKING:
     from sagemaker.mlops.workflow.pipeline import Pipeline
 
@@ -53,6 +55,8 @@ class PipelineSettings(BaseModel):
     # A VPC (private subnets) makes every job run there with network isolation.
     subnets: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
+    # With tuning, the Train step is a hyperparameter tuning job whose best model goes on.
+    tuning: TuningSettings | None = None
 
     @field_validator("role_arn")
     @classmethod
@@ -136,7 +140,12 @@ def _build(settings: PipelineSettings) -> Pipeline:
     from sagemaker.mlops.workflow.fail_step import FailStep
     from sagemaker.mlops.workflow.model_step import ModelStep
     from sagemaker.mlops.workflow.pipeline import Pipeline
-    from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
+    from sagemaker.mlops.workflow.steps import (
+        CacheConfig,
+        ProcessingStep,
+        TrainingStep,
+        TuningStep,
+    )
     from sagemaker.serve.model_builder import ModelBuilder
     from sagemaker.train.model_trainer import ModelTrainer
 
@@ -265,17 +274,20 @@ def _build(settings: PipelineSettings) -> Pipeline:
         if s.subnets
         else None,
     )
-    train = TrainingStep(
-        name="Train",
-        step_args=trainer.train(
-            input_data_config=[
-                InputData(channel_name=name, data_source=split_uri(name))
-                for name in ("train", "validation")
-            ]
-        ),
-        cache_config=cache,
-    )
-    model_data = train.properties.ModelArtifacts.S3ModelArtifacts
+    channels = [
+        InputData(channel_name=name, data_source=split_uri(name))
+        for name in ("train", "validation")
+    ]
+    train: TrainingStep | TuningStep
+    if s.tuning is None:
+        train = TrainingStep(
+            name="Train", step_args=trainer.train(input_data_config=channels), cache_config=cache
+        )
+        model_data = train.properties.ModelArtifacts.S3ModelArtifacts
+    else:
+        train, model_data = tuning_step(
+            s.tuning, trainer, channels, cache, s.bucket, f"pipelines/{s.pipeline_name}/tuning"
+        )
 
     evaluation_file = PropertyFile(
         name="EvaluationReport", output_name="evaluation", path="evaluation.json"

@@ -38,6 +38,8 @@ class StepRecord:
     code_sha256: str | None = None
     inputs: list[dict[str, str]] = field(default_factory=list)
     output_artifacts: list[dict[str, str]] = field(default_factory=list)
+    # A Tuning step's training jobs: name, status, hyperparameters, objective, failure reason.
+    trials: list[dict[str, Any]] = field(default_factory=list)
 
     def finish(self, status: str, failure_reason: str | None = None) -> None:
         self.status, self.failure_reason, self.end_time = status, failure_reason, now()

@@ -78,6 +78,7 @@ class Outcome:
     outputs: dict[str, Any] = field(default_factory=dict)
     property_files: dict[tuple[str, str], Path] = field(default_factory=dict)
     skip: list[str] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)  # a Tuning step's training jobs
 
 
 # Parameters ----------------------------------------------------------------------------
@@ -188,6 +189,7 @@ class LocalPipelineExecutor:
         self._handlers: dict[str, Callable[[dict[str, Any], Context, Path], Outcome]] = {
             "Processing": self._processing,
             "Training": self._training,
+            "Tuning": self._tuning,
             "Condition": self._condition,
             "Fail": self._fail,
             "RegisterModel": self._register_model,
@@ -270,6 +272,7 @@ class LocalPipelineExecutor:
             files.update(outcome.property_files)
             skipped.update(outcome.skip)
             step.outputs = outcome.outputs
+            step.trials = outcome.trials
             step.finish("Succeeded")
             record.save()
             self.reporter.step_finished(step)
@@ -350,9 +353,16 @@ class LocalPipelineExecutor:
             raise StepFailed(name, f"input {uri}: {exc}") from exc
 
     def _run_container(
-        self, name: str, argv: list[str], step_dir: Path, env: dict[str, str]
+        self,
+        name: str,
+        argv: list[str],
+        step_dir: Path,
+        env: dict[str, str],
+        started: Callable[[subprocess.Popen[str]], None] | None = None,
     ) -> None:
-        """Run one job as SageMaker would run the container, and turn its failure into a reason."""
+        """Run one job as SageMaker would run the container, and turn its failure into a reason.
+
+        ``started`` sees the child process: a caller running jobs in threads stops them itself."""
         paths = _opt_ml(step_dir)
         root = paths.root
         paths.failure_file.unlink(missing_ok=True)
@@ -381,6 +391,8 @@ class LocalPipelineExecutor:
                 start_new_session=True,  # Ctrl-C reaches us; we stop the job the SageMaker way
             ) as child,
         ):
+            if started:
+                started(child)
             try:
                 assert child.stdout is not None
                 for line in child.stdout:
@@ -451,6 +463,34 @@ class LocalPipelineExecutor:
     def _training(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
         name = spec["Name"]
         args = self._resolve(name, spec["Arguments"], context)
+        job_name = f"{name.lower()}-{context.execution['PipelineExecutionId']}"
+        uri = self.run_training_job(name, args, step_dir, job_name)
+        return Outcome(
+            properties={
+                **args,
+                "TrainingJobName": job_name,
+                "TrainingJobStatus": "Completed",
+                "ModelArtifacts": {"S3ModelArtifacts": uri},
+            },
+            outputs={"ModelArtifacts": uri},
+        )
+
+    def _tuning(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
+        from mlops.executor.tuning import run_tuning  # it builds on this module
+
+        args = self._resolve(spec["Name"], spec["Arguments"], context)
+        return run_tuning(self, spec["Name"], args, context, step_dir)
+
+    def run_training_job(
+        self,
+        name: str,
+        args: dict[str, Any],
+        step_dir: Path,
+        job_name: str,
+        started: Callable[[subprocess.Popen[str]], None] | None = None,
+    ) -> str:
+        """Run one training job (CreateTrainingJob arguments) in ``step_dir``; return the
+        S3 URI of its model.tar.gz."""
         self._check_image(name, args["AlgorithmSpecification"]["TrainingImage"])
         paths = _opt_ml(step_dir)
         config = paths.root / "input" / "config"
@@ -477,8 +517,7 @@ class LocalPipelineExecutor:
         model_dir.mkdir(parents=True, exist_ok=True)
         paths.output_data_dir(env={}).mkdir(parents=True, exist_ok=True)
         argv = [self.python, *IMAGE_COMMANDS["train"]]
-        self._run_container(name, argv, step_dir, args.get("Environment", {}))
-        job_name = f"{name.lower()}-{context.execution['PipelineExecutionId']}"
+        self._run_container(name, argv, step_dir, args.get("Environment", {}), started)
         archive = step_dir / "model.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:  # SageMaker packs /opt/ml/model the same way
             for item in sorted(model_dir.iterdir()):
@@ -487,15 +526,7 @@ class LocalPipelineExecutor:
             f"{args['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job_name}/output/model.tar.gz"
         )
         self.store.put(archive, uri)
-        return Outcome(
-            properties={
-                **args,
-                "TrainingJobName": job_name,
-                "TrainingJobStatus": "Completed",
-                "ModelArtifacts": {"S3ModelArtifacts": uri},
-            },
-            outputs={"ModelArtifacts": uri},
-        )
+        return uri
 
     def _condition(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
         name = spec["Name"]
