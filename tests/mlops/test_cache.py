@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mlops.errors import ExecutionFailed, MlopsError
+from mlops.executor import cache
 from mlops.executor.cache import StepCache, parse_duration
 from mlops.executor.records import ExecutionRecord
 from mlops.executor.runner import LocalPipelineExecutor
@@ -22,6 +23,7 @@ from mlops.store import LocalObjectStore
 from sagemaker_jobs.digests import file_sha256
 
 RAW, OTHER = "s3://data/raw/a.csv", "s3://data/other/b.csv"
+REAL_CODE_DIGEST = cache.code_digest
 # Copies every input file to the output with a line added; fails if the file named in argv exists.
 JOB = (
     "import os, pathlib, sys\n"
@@ -98,6 +100,15 @@ def definition(
     }
 
 
+@pytest.fixture(autouse=True)
+def job_code(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The job code's hash, fixed: these jobs are one-liners, and the real sagemaker_jobs/ may
+    be edited while the tests run. Append to the list to change it."""
+    versions = ["code-v1"]
+    monkeypatch.setattr(cache, "code_digest", lambda package: versions[-1])
+    return versions
+
+
 @pytest.fixture
 def store(home: Home) -> LocalObjectStore:
     store = LocalObjectStore(home.store)
@@ -157,6 +168,30 @@ def test_a_changed_input_reruns_exactly_the_steps_downstream_of_it(
     _put(store, RAW, "x\n9\n")  # A, and B through A's new output
     third = _executor(home).run(definition(), {})
     assert _hits(third) == {"A": None, "B": None, "C": second.execution_id}
+
+
+def test_new_job_code_reruns_every_step(
+    home: Home, store: LocalObjectStore, job_code: list[str]
+) -> None:
+    _executor(home).run(definition(), {})
+    job_code.append("code-v2")  # what a changed sagemaker_jobs/ gives
+    changed = _executor(home).run(definition(), {})
+    assert _hits(changed) == dict.fromkeys("ABC")
+    assert {s.code_sha256 for s in changed.steps} == {"code-v2"}
+
+
+def test_the_job_code_hash_covers_names_and_bytes(tmp_path: Path) -> None:
+    package = tmp_path / "jobs"
+    (package / "sub").mkdir(parents=True)
+    (package / "train.py").write_text("x = 1\n", encoding="utf-8")
+    (package / "notes.txt").write_text("not code", encoding="utf-8")
+    first = REAL_CODE_DIGEST(package)
+    (package / "notes.txt").write_text("still not code", encoding="utf-8")
+    assert REAL_CODE_DIGEST(package) == first
+    (package / "train.py").write_text("x = 2\n", encoding="utf-8")
+    second = REAL_CODE_DIGEST(package)
+    (package / "train.py").rename(package / "sub" / "train.py")
+    assert len({first, second, REAL_CODE_DIGEST(package)}) == 3
 
 
 def test_a_run_older_than_expire_after_is_not_reused(home: Home, store: LocalObjectStore) -> None:
@@ -241,3 +276,51 @@ def test_the_entry_records_its_source_execution_and_input_hashes(
     assert raw_entry["inputs"][0]["sha256"] == file_sha256(store.path_for(RAW))
     with pytest.raises(MlopsError):
         parse_duration("P")
+
+
+# what the CLI shows and passes ------------------------------------------------------------
+
+
+def test_the_run_output_and_the_aws_steps_name_the_reused_execution() -> None:
+    import io
+
+    from rich.console import Console
+
+    from mlops.cli import ConsoleReporter
+    from mlops.cloud import _step
+    from mlops.executor.records import StepRecord
+
+    buffer = io.StringIO()
+    reporter = ConsoleReporter(Console(file=buffer, width=200), verbose=False)
+    hit = StepRecord(name="Train", type="Training", status="Succeeded", cache_hit="20261128-a")
+    hit.end_time = hit.start_time
+    reporter.step_finished(hit)
+    assert "Train" in buffer.getvalue() and "cache hit: reused 20261128-a" in buffer.getvalue()
+
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/mlops-tabular/execution/exec41"
+    cloud = _step({"StepName": "Train", "StepStatus": "Succeeded", "Metadata": {},
+                   "CacheHitResult": {"SourcePipelineExecutionArn": arn}})  # fmt: skip
+    assert cloud.cache_hit == "exec41"
+    assert _step({"StepName": "Train", "Metadata": {}}).cache_hit == ""
+
+
+def test_no_cache_reaches_the_executor(
+    home: Home, monkeypatch: pytest.MonkeyPatch, local_definition: dict[str, Any]
+) -> None:
+    from mlops.cli import main
+    from mlops.executor import runner
+    from sagemaker_jobs import pipeline
+
+    seen: list[bool] = []
+
+    class Recording(LocalPipelineExecutor):
+        def run(self, definition: dict[str, Any], overrides: dict[str, str]) -> ExecutionRecord:
+            seen.append(self.use_cache)
+            raise MlopsError("stopped before running anything")
+
+    monkeypatch.setattr(runner, "LocalPipelineExecutor", Recording)
+    # the definition built once per session, not once per command
+    monkeypatch.setattr(pipeline, "definition_json", lambda settings: json.dumps(local_definition))
+    assert main(["pipeline", "run", "--no-track"]) == 2
+    assert main(["pipeline", "run", "--no-track", "--no-cache"]) == 2
+    assert seen == [True, False]
