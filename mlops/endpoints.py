@@ -49,6 +49,7 @@ class EndpointRecord:
     capture_dir: str | None = None
     pid_started: str = ""  # the process's start time: a reused pid is not our server
     status: str = "InService"
+    metrics_url: str | None = None  # Prometheus metrics, when deployed with a metrics port
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,9 @@ class LocalEndpoints:
         port: int | None = None,
         workers: int = 2,
         capture_percent: float = 0,
+        metrics_port: int | None = None,
     ) -> EndpointRecord:
+        """``metrics_port``: serve Prometheus metrics there (0: a free port; None: off)."""
         folder = self._dir(name)
         if (folder / "endpoint.json").exists():
             current = self._record(name)
@@ -219,8 +222,20 @@ class LocalEndpoints:
         if port and _port_taken(port):
             raise MlopsError(f"port {port} is already in use; pick another --port or leave it out")
         port = port or free_port()
+        if metrics_port and (metrics_port == port or _port_taken(metrics_port)):
+            raise MlopsError(
+                f"metrics port {metrics_port} is already in use; pick another --metrics-port "
+                "or pass 0 for a free one"
+            )
+        if metrics_port == 0:
+            metrics_port = free_port()
         capture_dir = folder / "capture" if capture_percent > 0 else None
-        env = {**os.environ, "MLOPS_ENDPOINT_NAME": name, "LOG_LEVEL": "INFO"}
+        env = {
+            **os.environ,
+            "MLOPS_ENDPOINT_NAME": name,
+            "MLOPS_MODEL_VERSION": str(package.version),  # the metrics' model info
+            "LOG_LEVEL": "INFO",
+        }
         if capture_dir:
             env.update(
                 MLOPS_CAPTURE_DIR=str(capture_dir), MLOPS_CAPTURE_PERCENT=str(capture_percent)
@@ -233,7 +248,7 @@ class LocalEndpoints:
                 sys.executable,
                 "-m",
                 "inference.serve",
-                *serve_args(model_dir, port, workers, host="127.0.0.1"),
+                *serve_args(model_dir, port, workers, host="127.0.0.1", metrics_port=metrics_port),
             ],
             env,
             log_file,
@@ -252,6 +267,7 @@ class LocalEndpoints:
             workers=workers,
             capture_dir=str(capture_dir) if capture_dir else None,
             pid_started=_start_time(pid),
+            metrics_url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None,
         )
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         try:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +29,11 @@ from inference.app import InferenceApp, create_app
 from inference.config import ServerSettings, SettingsError, from_env
 from inference.metrics import model_version
 from inference.serve import main as serve_main
-from mlops.endpoints import free_port
+from mlops.cli import main as mlops_main
+from mlops.endpoints import LocalEndpoints, free_port
+from mlops.home import Home
+from mlops.registry import LocalModelRegistry
+from mlops.store import LocalObjectStore
 
 from .conftest import ROW, call
 
@@ -128,9 +133,7 @@ def test_model_version_comes_from_the_manifest_or_the_environment(
     assert model_version(model_dir)["version"] == "7"
 
 
-def test_the_metrics_port_is_its_own(
-    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_metrics_port_is_its_own(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SettingsError, match=r"MLOPS_METRICS_PORT: .*differ from the serving port"):
         from_env({"MLOPS_METRICS_PORT": "8080"})
     with socket.socket() as taken:
@@ -302,6 +305,40 @@ print(sorted(added), sorted(m for m in set(sys.modules) - plain if m.startswith(
         "['sagemaker_jobs', 'sagemaker_jobs.features']",
         "['inference', 'prometheus_client'] ['inference.metrics']",
     ]
+
+
+@pytest.mark.slow
+def test_a_local_endpoint_exposes_metrics_on_request(
+    home: Home, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for item in model_dir.iterdir():
+            tar.add(item, arcname=item.name)
+    uri = LocalObjectStore(home.store).put(archive, "s3://mlops-local/models/model.tar.gz")
+    registry = LocalModelRegistry(home.registry)
+    registry.create_model_package(
+        "mlops-tabular",
+        model_data_url=uri,
+        image_uri="img",
+        approval_status="Approved",
+        metrics={},
+        metadata={},
+        content_types=[],
+        response_types=[],
+    )
+    deploy = ["endpoint", "deploy", "--name", "watched", "--workers", "1", "--metrics-port", "0"]
+    assert mlops_main(deploy) == 0
+    try:
+        record = LocalEndpoints(home, registry).describe("watched")
+        assert record.metrics_url and f"Metrics: {record.metrics_url}" in capsys.readouterr().out
+        assert _post(record.url + "/invocations", ROW.encode()) == 200
+        found = samples(_get(record.metrics_url))
+        assert value(found, "model_server_payload_rows_count") == 1
+        (info,) = [dict(labels) for name, labels in found if name == "model_server_model_info"]
+        assert info["version"] == "1"
+    finally:
+        assert mlops_main(["endpoint", "delete", "watched"]) == 0
 
 
 @pytest.mark.slow
