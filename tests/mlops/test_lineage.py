@@ -113,7 +113,7 @@ def test_lineage_command_prints_the_chain_and_json(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    home, first, _ = two_runs
+    home, first, second = two_runs
     monkeypatch.setenv("MLOPS_HOME", str(home.root))
 
     assert main(["lineage", "1"]) == 0
@@ -123,6 +123,11 @@ def test_lineage_command_prints_the_chain_and_json(
 
     assert main(["lineage", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["data"]["sha256"] == DATA_SHA256
+
+    assert main(["pipeline", "steps", second.execution_id]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
+    rows = {line.split("│")[1].strip(): line for line in lines}
+    assert first.execution_id in rows["Train"] and first.execution_id not in rows["QualityGate"]
 
 
 def test_a_version_not_registered_by_the_pipeline_has_no_lineage(
