@@ -22,6 +22,14 @@ def _no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+@pytest.fixture(autouse=True)
+def _no_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pipeline run` logs to MLflow by default, and a new store per test home costs seconds:
+    only the tracking tests (tests/mlops/test_tracking.py, with --track) pay for it."""
+    monkeypatch.setenv("MLOPS_TRACK", "false")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture
 def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any credentials will do for moto and for our own server: boto3 only needs to sign."""
