@@ -104,13 +104,18 @@ def _execution_id(package: ModelPackage) -> str:
 
 
 def _data(package: ModelPackage, steps: list[StepLineage]) -> ArtifactRef:
-    """The raw data: the package's DatasetUri, as the step that read it recorded it."""
+    """The raw data: the package's DatasetUri, as the step that read it recorded it.
+
+    Without a recorded hash (an S3 prefix, or an object uploaded without our sha256
+    metadata) it falls back to DatasetSha256, which the preprocess job computed from the
+    bytes it read (the same value for a single file)."""
     uri = package.metadata.get("DatasetUri", "")
+    fallback = package.metadata.get("DatasetSha256")
     for step in steps:
         for ref in step.inputs:
             if ref.uri.rstrip("/") == uri.rstrip("/"):
-                return ArtifactRef("data", uri, ref.sha256, ref.version_id)
-    return ArtifactRef("data", uri, package.metadata.get("DatasetSha256"))
+                return ArtifactRef("data", uri, ref.sha256 or fallback, ref.version_id)
+    return ArtifactRef("data", uri, fallback)
 
 
 def _model_sha256(package: ModelPackage, steps: list[StepLineage]) -> str | None:

@@ -285,7 +285,10 @@ def test_aws_lineage_follows_a_tuning_step_to_its_best_training_job(aws: Aws) ->
         },
     )
 
-    (step,) = aws_lineage(aws, GROUP, 1).steps
+    found = aws_lineage(aws, GROUP, 1)
+    (step,) = found.steps
+    # no step here read the raw data: its hash is the one the package recorded
+    assert (found.data.sha256, found.data.version_id) == (DATA_SHA256, None)
 
     assert asked == [{"HyperParameterTuningJobName": "tune-1"}]
     assert (step.type, step.job, step.image) == ("Tuning", tuning, IMAGE)
