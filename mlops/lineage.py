@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlops.errors import MlopsError
+from mlops.home import Home
 from mlops.registry import ModelPackage
 
 
@@ -127,7 +128,7 @@ def _model_sha256(package: ModelPackage, steps: list[StepLineage]) -> str | None
 
 
 # local ---------------------------------------------------------------------------------
-def local_lineage(home: Any, group: str, version: int) -> Lineage:
+def local_lineage(home: Home, group: str, version: int) -> Lineage:
     from mlops.endpoints import LocalEndpoints
     from mlops.executor.records import find_execution
     from mlops.registry import LocalModelRegistry
