@@ -40,6 +40,7 @@ HYPERPARAMETER_PREFIX = "hp."
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "log_loss", "mape"})
 _RUN_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 _MAX_TAG = 5000  # MLflow keeps tag values up to 8000 characters; failure reasons are cut
+_MAX_PARAM = 6000  # MLflow's limit for a parameter value
 
 
 class TrackingError(MlopsError):
@@ -145,8 +146,10 @@ def summarize(
     extra_tags: Mapping[str, str],
 ) -> ExecutionSummary:
     """The one mapping from an execution's facts to MLflow params, metrics, tags and artifacts."""
-    params = {name: str(value) for name, value in parameters.items()}
-    params.update({f"{HYPERPARAMETER_PREFIX}{k}": str(v) for k, v in hyperparameters.items()})
+    params = {name: str(value)[:_MAX_PARAM] for name, value in parameters.items()}
+    params.update(
+        {f"{HYPERPARAMETER_PREFIX}{k}": str(v)[:_MAX_PARAM] for k, v in hyperparameters.items()}
+    )
     metrics: dict[str, float] = {}
     tags = {EXECUTION_TAG: execution_id, "mlops.execution_status": status, **extra_tags}
     artifacts: list[Path] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -144,7 +145,7 @@ def log(
         with scratch_dir() as scratch:
             summary = summarize_cloud(aws, execution, Path(scratch))
             if experiment:
-                summary = _renamed(summary, experiment)
+                summary = replace(summary, experiment=experiment)
             run = log_execution(summary, uri, home)
     elif target == "local":
         from mlops.executor.records import find_execution
@@ -163,12 +164,6 @@ def log(
     else:
         raise MlopsError(f"--target {target!r}: use local or aws")
     out.print(_logged(run, summary.execution_id))
-
-
-def _renamed(summary: Any, experiment: str) -> Any:
-    from dataclasses import replace
-
-    return replace(summary, experiment=experiment)
 
 
 @app.command("list")
