@@ -135,9 +135,13 @@ def _check_range(name: str, spec: ContinuousRange | IntegerRange | CategoricalRa
     if isinstance(spec, CategoricalRange):
         candidates = list(spec.values)
     else:
-        kind = "float" if isinstance(spec, ContinuousRange) else "int"
-        if kind not in str(field.annotation):
-            raise ValueError(f"ranges.{name}: a {spec.type} range does not fit {field.annotation}")
+        takes, fits = (
+            ("a number", "continuous")
+            if "float" in str(field.annotation)
+            else ("an integer", "integer")
+        )
+        if spec.type != fits:
+            raise ValueError(f"ranges.{name}: {name} takes {takes}; give it a {fits} range")
         if spec.min_value >= spec.max_value:
             raise ValueError(
                 f"ranges.{name}: min_value {spec.min_value} must be below max_value {spec.max_value}"
