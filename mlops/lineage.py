@@ -44,6 +44,7 @@ class Lineage:
     data: ArtifactRef
     execution: str
     pipeline_code_version: str
+    parameters: dict[str, Any]  # the execution's resolved pipeline parameters
     steps: list[StepLineage]
     endpoints: list[dict[str, str]]
 
@@ -57,6 +58,7 @@ class Lineage:
             f"Data        {self.data.uri}",
             f"            sha256 {self.data.sha256 or '-'}{version}",
             f"Execution   {self.execution}  (code version {self.pipeline_code_version})",
+            "Parameters  " + ", ".join(f"{k}={v}" for k, v in self.parameters.items()),
         ]
         for step in self.steps:
             reused = f"  cache hit: reused {step.cache_hit}" if step.cache_hit else ""
@@ -159,6 +161,7 @@ def local_lineage(home: Home, group: str, version: int) -> Lineage:
         data=_data(package, steps),
         execution=record.execution_id,
         pipeline_code_version=package.metadata.get("CodeVersion", "unknown"),
+        parameters=record.parameters,
         steps=steps,
         endpoints=endpoints,
     )
@@ -183,6 +186,12 @@ def aws_lineage(aws: Any, group: str, version: int) -> Lineage:
             PipelineExecutionArn=arn, SortOrder="Ascending"
         ):
             steps.extend(_cloud_step(aws, step) for step in page["PipelineExecutionSteps"])
+    parameters: dict[str, Any] = {}
+    with explained("sagemaker:ListPipelineParametersForExecution", arn):
+        for page in sagemaker.get_paginator("list_pipeline_parameters_for_execution").paginate(
+            PipelineExecutionArn=arn
+        ):
+            parameters.update((p["Name"], p["Value"]) for p in page["PipelineParameters"])
     code_version = package.metadata.get("CodeVersion", "unknown")
     for step in steps:
         if step.image:
@@ -192,6 +201,7 @@ def aws_lineage(aws: Any, group: str, version: int) -> Lineage:
         data=_data(package, steps),
         execution=execution,
         pipeline_code_version=code_version,
+        parameters=parameters,
         steps=steps,
         endpoints=_serving_endpoints(aws, package),
     )

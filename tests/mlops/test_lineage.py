@@ -86,6 +86,7 @@ def test_local_lineage_walks_from_the_version_back_to_the_data_hash(
     found = local_lineage(home, GROUP, 2)
 
     assert found.execution == second.execution_id
+    assert found.parameters == second.parameters and found.parameters["TargetColumn"] == DEMO_TARGET
     assert found.data.sha256 == DATA_SHA256 == package.metadata["DatasetSha256"]
     steps = {s.name: s for s in found.steps}
     assert [s.name for s in found.steps][:3] == ["Preprocess", "Train", "Evaluate"]
@@ -197,6 +198,15 @@ def _deployed(aws: Aws) -> dict[str, Any]:
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
     )  # fmt: skip
+    sm.create_pipeline(
+        PipelineName="mlops-tabular", RoleArn=ROLE,
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": [], "Parameters": [
+            {"Name": "Estimator", "Type": "String", "DefaultValue": "gradient_boosting"}]}),
+    )  # fmt: skip
+    execution = sm.start_pipeline_execution(
+        PipelineName="mlops-tabular",
+        PipelineParameters=[{"Name": "Estimator", "Value": "random_forest"}],
+    )["PipelineExecutionArn"]
     sm.create_model_package_group(ModelPackageGroupName=GROUP)
     package = sm.create_model_package(
         ModelPackageGroupName=GROUP,
@@ -207,7 +217,7 @@ def _deployed(aws: Aws) -> dict[str, Any]:
             "SupportedResponseMIMETypes": ["application/json"],
         },
         CustomerMetadataProperties={
-            "PipelineExecutionId": EXECUTION, "DatasetUri": RAW,
+            "PipelineExecutionId": execution.rsplit("/", 1)[-1], "DatasetUri": RAW,
             "DatasetSha256": DATA_SHA256, "CodeVersion": "abc123",
         },
     )["ModelPackageArn"]  # fmt: skip
@@ -225,7 +235,7 @@ def _deployed(aws: Aws) -> dict[str, Any]:
                 "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
         )  # fmt: skip
         sm.create_endpoint(EndpointName=f"{name}-endpoint", EndpointConfigName=f"{name}-config")
-    return {"package": package, "data_version": put["VersionId"]}
+    return {"package": package, "data_version": put["VersionId"], "execution": execution}
 
 
 def _answer(aws: Aws, operation: str, response: dict[str, Any]) -> list[dict[str, Any]]:
@@ -257,7 +267,8 @@ def test_aws_lineage_walks_from_the_package_to_the_data_version_and_endpoints(aw
 
     found = aws_lineage(aws, GROUP, 1)
 
-    assert seen[0]["PipelineExecutionArn"] == f"{job}:pipeline/mlops-tabular/execution/{EXECUTION}"
+    assert seen[0]["PipelineExecutionArn"] == made["execution"]
+    assert found.parameters == {"Estimator": "random_forest"}
     assert found.data.sha256 == DATA_SHA256
     assert found.data.version_id == made["data_version"] is not None
     steps = {s.name: s for s in found.steps}
