@@ -324,3 +324,62 @@ def test_no_cache_reaches_the_executor(
     assert main(["pipeline", "run", "--no-track"]) == 2
     assert main(["pipeline", "run", "--no-track", "--no-cache"]) == 2
     assert seen == [True, False]
+
+
+# the key: SageMaker's attributes per step type ---------------------------------------------
+
+
+def _key(store: LocalObjectStore, step_type: str, arguments: dict[str, Any]) -> str | None:
+    spec = {"Name": "S", "Type": step_type, "CacheConfig": {"Enabled": True}}
+    identity = cache.identify(spec, arguments, pipeline="p", store=store, code_sha256="c")
+    return identity.key
+
+
+def test_output_locations_are_not_in_the_key_but_arguments_are(store: LocalObjectStore) -> None:
+    def processing(output: str, argv: list[str]) -> dict[str, Any]:
+        return {
+            "AppSpecification": {"ImageUri": LOCAL_IMAGE, "ContainerArguments": argv},
+            "ProcessingInputs": [{"InputName": "raw", "S3Input": {"S3Uri": RAW}}],
+            "ProcessingOutputConfig": {"Outputs": [{"S3Output": {"S3Uri": output}}]},
+            "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.m5.large"}},
+        }
+
+    base = _key(store, "Processing", processing("s3://data/runs/1/out", ["--a"]))
+    assert base == _key(store, "Processing", processing("s3://data/runs/2/out", ["--a"]))
+    assert base != _key(store, "Processing", processing("s3://data/runs/1/out", ["--b"]))
+
+
+def test_a_tuning_step_keys_on_its_config_and_training_definition(
+    store: LocalObjectStore,
+) -> None:
+    def tuning(output: str, max_jobs: int, ranges: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "HyperParameterTuningJobConfig": {
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": max_jobs}
+            },
+            "TrainingJobDefinition": {
+                "AlgorithmSpecification": {"TrainingImage": LOCAL_IMAGE},
+                "HyperParameterRanges": ranges,
+                "InputDataConfig": [
+                    {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": OTHER}}}
+                ],
+                "OutputDataConfig": {"S3OutputPath": output},
+            },
+        }
+
+    ranges = {"IntegerParameterRanges": [{"Name": "depth", "MinValue": "2", "MaxValue": "8"}]}
+    base = _key(store, "Tuning", tuning("s3://data/runs/1", 8, ranges))
+    assert base == _key(store, "Tuning", tuning("s3://data/runs/2", 8, ranges))
+    assert base != _key(store, "Tuning", tuning("s3://data/runs/1", 9, ranges))
+    assert base != _key(store, "Tuning", tuning("s3://data/runs/1", 8, {}))
+    spec = {"Name": "T", "Type": "Tuning", "CacheConfig": {"Enabled": True}}
+    identity = cache.identify(
+        spec, tuning("s3://x", 8, ranges), pipeline="p", store=store, code_sha256="c"
+    )
+    assert [(a.name, a.uri) for a in identity.inputs] == [("train", OTHER)]
+    assert identity.image == LOCAL_IMAGE
+
+
+def test_a_missing_input_leaves_the_step_unmatched(store: LocalObjectStore) -> None:
+    arguments = {"ProcessingInputs": [{"InputName": "raw", "S3Input": {"S3Uri": "s3://data/no"}}]}
+    assert _key(store, "Processing", arguments) is None  # it runs, and fails naming the input
