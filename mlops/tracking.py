@@ -21,7 +21,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,8 @@ HYPERPARAMETER_PREFIX = "hp."
 # Evaluation metrics where a smaller value is better; every other metric is "higher is better".
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "log_loss", "mape"})
 _RUN_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
+_TRIAL_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests such runs under their parent
 _MAX_TAG = 5000  # MLflow keeps tag values up to 8000 characters; failure reasons are cut
 _MAX_PARAM = 6000  # MLflow's limit for a parameter value
 
@@ -60,6 +62,7 @@ class ExecutionSummary:
     metrics: dict[str, float]
     tags: dict[str, str]
     artifacts: list[Path] = field(default_factory=list)
+    trials: list[ExecutionSummary] = field(default_factory=list)  # tuning trials: nested runs
 
 
 @dataclass(frozen=True)
@@ -206,14 +209,25 @@ def summarize_local(
     outputs: dict[str, Any] = {}
     hyperparameters: dict[str, Any] = {}
     gate_passed: bool | None = None
+    trials: list[ExecutionSummary] = []
+    extra = {"mlops.target": "local", "mlops.pipeline": experiment}
     for step in record.steps:
         outputs.update(step.outputs)
+        # A cache hit ran nothing: the job's files are in the execution it reused.
+        step_dir = Path(record.run_dir).parent / (step.cache_hit or record.execution_id)
+        step_dir = step_dir / "steps" / step.name
         if step.type == "Training" and step.status == "Succeeded":
-            # A cache hit ran nothing: the job's files are in the execution it reused.
-            ran_in = Path(record.run_dir).parent / (step.cache_hit or record.execution_id)
-            config = ran_in / "steps" / step.name / "opt/ml/input/config"
-            if (config / "hyperparameters.json").is_file():
-                hyperparameters = _read_json(config / "hyperparameters.json")
+            hyperparameters = _job_hyperparameters(step_dir, {})
+        if step.type == "Tuning" and step.status == "Succeeded":
+            best = str(step.outputs.get("BestTrainingJob", ""))
+            for trial in step.trials:
+                tuned = _job_hyperparameters(
+                    step_dir / "trials" / trial["name"], trial["hyperparameters"]
+                )
+                if trial["name"] == best:
+                    hyperparameters = tuned
+                trials.append(_trial(experiment, record.execution_id, trial, tuned))
+            extra.update({"mlops.tuning.best_trial": best, "mlops.tuning.trials": str(len(trials))})
         if step.type == "Condition" and "Outcome" in step.outputs:
             gate_passed = bool(step.outputs["Outcome"])
     package: dict[str, Any] = {}
@@ -222,14 +236,13 @@ def summarize_local(
         if registry is not None:
             group, version = arn.split("/")[-2], int(arn.split("/")[-1])
             package["metadata"] = registry.describe_model_package(group, version).metadata
-    extra = {"mlops.target": "local", "mlops.pipeline": experiment}
     if code_version:
         extra["mlops.code_version"] = code_version
     if record.failure_reason:
         extra["mlops.failure_reason"] = record.failure_reason
     evaluation = outputs.get("evaluation")
     profile = outputs.get("profile")
-    return summarize(
+    summary = summarize(
         experiment=experiment,
         execution_id=record.execution_id,
         status=record.status,
@@ -242,6 +255,37 @@ def summarize_local(
         gate_passed=gate_passed,
         package=package,
         extra_tags=extra,
+    )
+    return replace(summary, trials=trials)
+
+
+def _job_hyperparameters(job_dir: Path, recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """What a training job was given (``hyperparameters.json`` in its /opt/ml tree), or else
+    what the record holds; SageMaker's own ``_tuning_objective_metric`` is left out."""
+    path = job_dir / "opt/ml/input/config/hyperparameters.json"
+    found = _read_json(path) if path.is_file() else dict(recorded)
+    return {k: v for k, v in found.items() if not k.startswith("_")}
+
+
+def _trial(
+    experiment: str, execution_id: str, trial: Mapping[str, Any], hyperparameters: Mapping[str, Any]
+) -> ExecutionSummary:
+    """One tuning trial (a training job) as a run nested under its execution's run."""
+    tags = {"mlops.parent_execution_id": execution_id, "mlops.trial_status": str(trial["status"])}
+    if trial.get("failure_reason"):
+        tags["mlops.failure_reason"] = str(trial["failure_reason"])[:_MAX_TAG]
+    metrics = {k: float(v) for k, v in (trial.get("metrics") or {}).items()}
+    return ExecutionSummary(
+        experiment=experiment,
+        execution_id=str(trial["name"]),
+        status=str(trial["status"]),
+        start_ms=_ms(trial.get("start_time")) or 0,
+        end_ms=_ms(trial.get("end_time")),
+        params={
+            f"{HYPERPARAMETER_PREFIX}{k}": str(v)[:_MAX_PARAM] for k, v in hyperparameters.items()
+        },
+        metrics=metrics,
+        tags=tags,
     )
 
 
@@ -442,7 +486,11 @@ def log_execution(summary: ExecutionSummary, uri: str, home: Home | None = None)
         for run in earlier:
             if run.data.tags.get(COMPLETE_TAG) == "true":
                 return LoggedRun(run.info.run_id, summary.experiment, uri, already_logged=True)
-        for run in earlier:  # an attempt that failed half-way: start clean
+        for run in earlier:  # an attempt that failed half-way: start clean, trials too
+            for trial in client.search_runs(
+                [experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{run.info.run_id}'"
+            ):
+                client.delete_run(trial.info.run_id)
             client.delete_run(run.info.run_id)
         run = client.create_run(
             experiment_id,
@@ -459,6 +507,24 @@ def log_execution(summary: ExecutionSummary, uri: str, home: Home | None = None)
         )
         for path in summary.artifacts:
             client.log_artifact(run_id, str(path))
+        for trial in summary.trials:
+            nested = client.create_run(
+                experiment_id,
+                start_time=trial.start_ms,
+                tags={**trial.tags, PARENT_TAG: run_id},
+                run_name=trial.execution_id,
+            ).info.run_id
+            client.log_batch(
+                nested,
+                metrics=[
+                    Metric(k, v, trial.end_ms or trial.start_ms, 0)
+                    for k, v in trial.metrics.items()
+                ],
+                params=[Param(k, v) for k, v in sorted(trial.params.items())],
+            )
+            client.set_terminated(
+                nested, _TRIAL_STATUS.get(trial.status, "FAILED"), end_time=trial.end_ms
+            )
         client.set_tag(run_id, COMPLETE_TAG, "true")
         client.set_terminated(
             run_id, _RUN_STATUS.get(summary.status, "FAILED"), end_time=summary.end_ms
@@ -508,6 +574,14 @@ class ExperimentView:
     last_run_ms: int | None
 
 
+def _top_level(tags: Mapping[str, str]) -> bool:
+    """An execution's completely logged run (not a tuning trial, not a half-logged attempt);
+    runs other tools logged to the experiment count too."""
+    if PARENT_TAG in tags:
+        return False
+    return tags.get(COMPLETE_TAG) == "true" or EXECUTION_TAG not in tags
+
+
 def higher_is_better(metric: str) -> bool:
     return metric.lower() not in LOWER_IS_BETTER
 
@@ -548,7 +622,7 @@ def compare(uri: str, experiment: str, metric: str | None = None, top: int = 5) 
                 + (f"; it has {', '.join(names)}" if names else "; run `mlops pipeline run` first")
             )
         runs = [_view(r) for r in _all_runs(client, str(found.experiment_id))]
-    runs = [r for r in runs if r.tags.get(COMPLETE_TAG) == "true" or EXECUTION_TAG not in r.tags]
+    runs = [r for r in runs if _top_level(r.tags)]
     if metric is None:
         gates = [r.tags[GATE_TAG] for r in runs if GATE_TAG in r.tags]
         metric = gates[0] if gates else next((m for r in runs for m in sorted(r.metrics)), "")
@@ -571,7 +645,11 @@ def list_experiments(uri: str) -> list[ExperimentView]:
     with _tracking(uri, "listing experiments") as client:
         views = []
         for experiment in client.search_experiments():
-            runs = _all_runs(client, str(experiment.experiment_id))
+            runs = [
+                r
+                for r in _all_runs(client, str(experiment.experiment_id))
+                if _top_level(r.data.tags)
+            ]
             views.append(
                 ExperimentView(
                     str(experiment.experiment_id),

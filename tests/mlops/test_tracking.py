@@ -484,3 +484,42 @@ def test_a_cache_hit_takes_its_hyperparameters_from_the_execution_it_reused(
     summary = tracking.summarize_local(again, LocalObjectStore(home.store), experiment="x")
     assert summary.params["hp.estimator"] == "gradient_boosting"
     assert summary.metrics and summary.tags["mlops.gate_passed"] == "true"
+
+
+@pytest.mark.slow
+def test_tuning_trials_become_runs_nested_under_the_execution(
+    tracked_run: tuple[Home, str, str],
+) -> None:
+    """A record shaped as the executor writes a Tuning step: trials with their hyperparameters,
+    metrics and status; the best one's hyperparameters are the execution's."""
+    home, _, _ = tracked_run
+    tuned = ExecutionRecord.load(find_execution(home.runs, "latest").path)
+    tuned.execution_id, tuned.run_dir = "20261128-235959-tuned", str(home.runs / "tuned")
+    train = next(s for s in tuned.steps if s.name == "Train")
+    train.type, train.outputs["BestTrainingJob"] = "Tuning", "train-tuned-002"
+    trial = {"start_time": tuned.start_time, "end_time": tuned.end_time, "failure_reason": None}
+    train.trials = [
+        {**trial, "name": "train-tuned-001", "status": "Completed", "objective": 0.91,
+         "hyperparameters": {"learning_rate": "0.3"}, "metrics": {"validation:accuracy": 0.91}},
+        {**trial, "name": "train-tuned-002", "status": "Completed", "objective": 0.96,
+         "hyperparameters": {"learning_rate": "0.05"}, "metrics": {"validation:accuracy": 0.96}},
+        {**trial, "name": "train-tuned-003", "status": "Failed", "objective": None,
+         "hyperparameters": {"learning_rate": "9"}, "metrics": {}, "failure_reason": "diverged"},
+    ]  # fmt: skip
+    uri = local_tracking_uri(home)
+    summary = tracking.summarize_local(tuned, LocalObjectStore(home.store), experiment="tuned")
+    assert summary.params["hp.learning_rate"] == "0.05"  # the best trial's
+    parent = log_execution(summary, uri, home)
+    mlflow = client(uri)
+    experiment_id = mlflow.get_experiment_by_name("tuned").experiment_id
+    nested = mlflow.search_runs(
+        [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.run_id}'"
+    )
+    by_name = {run.info.run_name: run for run in nested}
+    assert set(by_name) == {"train-tuned-001", "train-tuned-002", "train-tuned-003"}
+    assert by_name["train-tuned-002"].data.metrics == {"validation:accuracy": 0.96}
+    assert by_name["train-tuned-001"].data.params == {"hp.learning_rate": "0.3"}
+    assert by_name["train-tuned-003"].info.status == "FAILED"
+    assert by_name["train-tuned-003"].data.tags["mlops.failure_reason"] == "diverged"
+    # Comparing executions leaves the trials out.
+    assert [r.run_id for r in compare(uri, "tuned").runs] == [parent.run_id]
