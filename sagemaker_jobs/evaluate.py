@@ -1,23 +1,32 @@
-"""Processing job: score the held-out test split and write ``evaluation.json``.
+"""Processing job: score the held-out test split, write ``evaluation.json`` and ``report.html``.
 
-Container entry point: ``python3 -m sagemaker_jobs.evaluate [--quality-metric auto]``.
-Inputs: the training job's ``model.tar.gz`` under ``/opt/ml/processing/model`` and the test
-split under ``/opt/ml/processing/test``; output: ``/opt/ml/processing/evaluation/evaluation.json``
-with ``metrics.<name>.value`` and ``quality_gate`` (the metric the pipeline's condition reads).
+Container entry point:
+``python3 -m sagemaker_jobs.evaluate [--quality-metric auto] [--threshold 0.7]``.
+Inputs: the training job's ``model.tar.gz`` under ``/opt/ml/processing/model``, the test split
+under ``/opt/ml/processing/test`` and (optional) preprocess's data profile under
+``/opt/ml/processing/profile``. Outputs in ``/opt/ml/processing/evaluation``: ``evaluation.json``
+with ``metrics.<name>.value`` and ``quality_gate`` (the metric the pipeline's condition reads,
+with the threshold and verdict when one is given), the HTML report (``sagemaker_jobs.report``)
+and a copy of the profile, so the folder explains the model on its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sagemaker_jobs import artifacts, metrics
 from sagemaker_jobs.contract import JobError, Paths, run_job, write_json
 from sagemaker_jobs.data import Schema, read_split
+from sagemaker_jobs.report import REPORT_FILE, ReportInputs, write_report
+
+PROFILE_FILE = "profile.json"
 
 log = logging.getLogger("sagemaker_jobs.evaluate")  # not __main__ under python -m
 
@@ -32,13 +41,43 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quality-metric", default="auto", help="auto, accuracy, f1, roc_auc or r2"
     )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="the quality gate's threshold: recorded with a pass/fail verdict",
+    )
     parser.add_argument("--model", default="/opt/ml/processing/model")
     parser.add_argument("--test", default="/opt/ml/processing/test")
+    parser.add_argument("--profile", default="/opt/ml/processing/profile")
     parser.add_argument("--output", default="/opt/ml/processing/evaluation")
     return parser.parse_args(argv)
 
 
-def evaluate(model_dir: Path, test_dir: Path, quality_metric: str) -> dict:
+def read_profile(profile_dir: Path) -> dict[str, Any] | None:
+    """Preprocess's profile.json, or None when the job was given no profile."""
+    path = profile_dir / PROFILE_FILE
+    if not profile_dir.exists():
+        return None
+    try:
+        profile = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise JobError(
+            f"cannot read the data profile {path}: {exc}; pass preprocess's profile output"
+        ) from exc
+    if not isinstance(profile, dict) or not {"dataset", "target"} <= profile.keys():
+        raise JobError(f"{path} is not a data profile written by preprocess (no dataset/target)")
+    return profile
+
+
+def evaluate(
+    model_dir: Path,
+    test_dir: Path,
+    quality_metric: str,
+    threshold: float | None = None,
+    profile: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], ReportInputs]:
+    """The evaluation, and what the report needs besides it (the model and the test split)."""
     model, manifest = artifacts.load(model_dir)
     schema = Schema.from_dict({**manifest, "dropped": {}})
     test = read_split(test_dir, schema)
@@ -52,22 +91,34 @@ def evaluate(model_dir: Path, test_dir: Path, quality_metric: str) -> dict:
         raise JobError(
             f"metric {gate} is undefined on this test split; pick another --quality-metric"
         )
-    return {
+    quality_gate: dict[str, Any] = {"metric": gate, "value": value}
+    if threshold is not None:
+        # The same comparison as the pipeline's ConditionGreaterThanOrEqualTo.
+        quality_gate.update(threshold=threshold, passed=value >= threshold)
+    evaluation = {
         "problem_type": schema.problem_type,
         "test_rows": len(test),
         **report,
-        "quality_gate": {"metric": gate, "value": value},
+        "quality_gate": quality_gate,
     }
+    return evaluation, ReportInputs(model, manifest, test, evaluation, profile)
 
 
 def run(args: argparse.Namespace, paths: Paths) -> None:
     paths.root.mkdir(parents=True, exist_ok=True)
+    output = paths.map(args.output)
+    profile = read_profile(paths.map(args.profile))
     with tempfile.TemporaryDirectory(dir=paths.root) as scratch:  # stay inside the job's tree
         model_dir = artifacts.unpack(paths.map(args.model), Path(scratch))
-        report = evaluate(model_dir, paths.map(args.test), args.quality_metric)
-    for name, m in report["metrics"].items():
+        evaluation, inputs = evaluate(
+            model_dir, paths.map(args.test), args.quality_metric, args.threshold, profile
+        )
+    for name, m in evaluation["metrics"].items():
         log.info("test %s = %s", name, m["value"])
-    write_json(paths.map(args.output) / "evaluation.json", report)
+    write_report(output / REPORT_FILE, inputs)
+    if profile is not None:
+        write_json(output / PROFILE_FILE, profile)
+    write_json(output / "evaluation.json", evaluation)  # last: its presence means "done"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

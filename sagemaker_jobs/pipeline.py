@@ -298,9 +298,11 @@ def _build(settings: PipelineSettings) -> Pipeline:
             inputs=[
                 s3_input("model", model_data, f"{PROCESSING_ROOT}/model"),
                 s3_input("test", split_uri("test"), f"{PROCESSING_ROOT}/test"),
+                s3_input("profile", split_uri("profile"), f"{PROCESSING_ROOT}/profile"),
             ],
             outputs=[s3_output("evaluate", "evaluation", f"{PROCESSING_ROOT}/evaluation")],
-            arguments=["--quality-metric", quality_metric],
+            # Job arguments must be strings: a ParameterFloat goes in through to_string().
+            arguments=["--quality-metric", quality_metric, "--threshold", threshold.to_string()],
         ),
         property_files=[evaluation_file],
         cache_config=cache,
