@@ -314,13 +314,17 @@ def summarize_cloud(aws: Any, execution: str, scratch: Path) -> ExecutionSummary
             ]
         )
     given: dict[str, str] = {}
-    for page in _pages(sagemaker, "list_pipeline_parameters_for_execution", arn):
+    for page in _pages(
+        sagemaker, "list_pipeline_parameters_for_execution", PipelineExecutionArn=arn
+    ):
         given.update({p["Name"]: p["Value"] for p in page["PipelineParameters"]})
     hyperparameters: dict[str, Any] = {}
     outputs: dict[str, str] = {}
     gate_passed: bool | None = None
     package: dict[str, Any] = {}
-    for page in _pages(sagemaker, "list_pipeline_execution_steps", arn):
+    trials: list[ExecutionSummary] = []
+    tuning: dict[str, str] = {}
+    for page in _pages(sagemaker, "list_pipeline_execution_steps", PipelineExecutionArn=arn):
         for step in page["PipelineExecutionSteps"]:
             if step.get("StepStatus") != "Succeeded":
                 continue
@@ -330,6 +334,10 @@ def summarize_cloud(aws: Any, execution: str, scratch: Path) -> ExecutionSummary
                     hyperparameters = sagemaker.describe_training_job(
                         TrainingJobName=job.rsplit("/", 1)[-1]
                     ).get("HyperParameters", {})
+            if job := metadata.get("TuningJob", {}).get("Arn"):
+                hyperparameters, trials, tuning = _cloud_tuning(
+                    sagemaker, job, aws.stage.pipeline_name, arn.rsplit("/", 1)[-1]
+                )
             if job := metadata.get("ProcessingJob", {}).get("Arn"):
                 with explained("sagemaker:DescribeProcessingJob", job):
                     config = sagemaker.describe_processing_job(
@@ -359,8 +367,9 @@ def summarize_cloud(aws: Any, execution: str, scratch: Path) -> ExecutionSummary
              "mlops.execution_arn": arn}  # fmt: skip
     if reason := described.get("FailureReason"):
         extra["mlops.failure_reason"] = reason
+    extra.update(tuning)
     modified = described.get("LastModifiedTime")
-    return summarize(
+    summary = summarize(
         experiment=aws.stage.pipeline_name,
         execution_id=arn.rsplit("/", 1)[-1],
         status=status,
@@ -374,15 +383,55 @@ def summarize_cloud(aws: Any, execution: str, scratch: Path) -> ExecutionSummary
         package=package,
         extra_tags=extra,
     )
+    return replace(summary, trials=trials)
 
 
-def _pages(client: Any, operation: str, arn: str) -> Iterator[dict[str, Any]]:
-    """A paginated SageMaker listing for one execution, with AWS errors explained."""
+def _cloud_tuning(
+    sagemaker: Any, arn: str, experiment: str, execution_id: str
+) -> tuple[dict[str, Any], list[ExecutionSummary], dict[str, str]]:
+    """A TuningStep's job: the best training job's hyperparameters, every training job as a
+    trial, and tags naming the best one."""
     from mlops.aws import explained
 
-    kwargs: dict[str, Any] = {"PipelineExecutionArn": arn}
+    name = arn.rsplit("/", 1)[-1]
+    with explained("sagemaker:DescribeHyperParameterTuningJob", arn):
+        described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    best = described.get("BestTrainingJob", {}).get("TrainingJobName", "")
+    hyperparameters: dict[str, Any] = {}
+    if best:
+        with explained("sagemaker:DescribeTrainingJob", best):
+            given = sagemaker.describe_training_job(TrainingJobName=best).get("HyperParameters", {})
+        hyperparameters = {k: v for k, v in given.items() if not k.startswith("_")}
+    trials = []
+    operation = "list_training_jobs_for_hyper_parameter_tuning_job"
+    for page in _pages(sagemaker, operation, HyperParameterTuningJobName=name):
+        for job in page["TrainingJobSummaries"]:
+            objective = job.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+            trial = {
+                "name": job["TrainingJobName"],
+                "status": job.get("TrainingJobStatus", ""),
+                "start_time": job["TrainingStartTime"].isoformat()
+                if job.get("TrainingStartTime")
+                else None,
+                "end_time": job["TrainingEndTime"].isoformat()
+                if job.get("TrainingEndTime")
+                else None,
+                "failure_reason": job.get("FailureReason"),
+                "metrics": {objective["MetricName"]: objective["Value"]} if objective else {},
+            }
+            tuned = job.get("TunedHyperParameters", {})
+            trials.append(_trial(experiment, execution_id, trial, tuned))
+    tags = {"mlops.tuning.best_trial": best, "mlops.tuning.trials": str(len(trials))}
+    return hyperparameters, trials, tags
+
+
+def _pages(client: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """A paginated SageMaker listing (NextToken), with AWS errors explained."""
+    from mlops.aws import explained
+
+    action = f"sagemaker:{''.join(w.title() for w in operation.split('_'))}"
     while True:
-        with explained(f"sagemaker:{''.join(w.title() for w in operation.split('_'))}", arn):
+        with explained(action, str(next(iter(kwargs.values()), ""))):
             page = getattr(client, operation)(**kwargs)
         yield page
         if not page.get("NextToken"):

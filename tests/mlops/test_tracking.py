@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -523,3 +524,60 @@ def test_tuning_trials_become_runs_nested_under_the_execution(
     assert by_name["train-tuned-003"].data.tags["mlops.failure_reason"] == "diverged"
     # Comparing executions leaves the trials out.
     assert [r.run_id for r in compare(uri, "tuned").runs] == [parent.run_id]
+
+
+def test_a_sagemaker_tuning_step_logs_its_training_jobs_as_nested_runs(
+    fake_aws_credentials: None,
+    local_definition: dict[str, Any],
+    ranked: tuple[Home, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tuning calls moto lacks are faked on the client; the rest is moto's."""
+    from datetime import UTC, datetime
+
+    from moto import mock_aws
+
+    from mlops.aws import Aws, Stage
+
+    _, uri = ranked
+    tuning = "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/train-exec1"
+    when = datetime(2026, 11, 28, tzinfo=UTC)
+    jobs = [
+        {"TrainingJobName": "train-exec1", "TrainingJobStatus": "Completed",
+         "TunedHyperParameters": {"n_estimators": "300"}, "TrainingStartTime": when,
+         "TrainingEndTime": when,
+         "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "validation:accuracy", "Value": 0.95}},
+        {"TrainingJobName": "train-exec1-b", "TrainingJobStatus": "Failed", "FailureReason": "OOM",
+         "TunedHyperParameters": {"n_estimators": "5000"}, "TrainingStartTime": when},
+    ]  # fmt: skip
+    with mock_aws():
+        aws = Aws(Stage("dev", "us-east-1", "mlops-tabular", "mlops-tabular"))
+        sagemaker = aws.client("sagemaker")
+        steps = _sagemaker_execution(sagemaker, aws.client("s3"), local_definition)
+        steps[1] = {
+            "StepName": "Train",
+            "StepStatus": "Succeeded",
+            "Metadata": {"TuningJob": {"Arn": tuning}},
+        }
+        fakes = {
+            "list_pipeline_execution_steps": {"PipelineExecutionSteps": steps},
+            "describe_hyper_parameter_tuning_job": {"BestTrainingJob": {"TrainingJobName": "train-exec1"}},
+            "list_training_jobs_for_hyper_parameter_tuning_job": {"TrainingJobSummaries": jobs},
+        }  # fmt: skip
+        for operation, answer in fakes.items():
+            monkeypatch.setattr(sagemaker, operation, lambda answer=answer, **_: answer)
+        with tracking.scratch_dir() as scratch:
+            summary = tracking.summarize_cloud(aws, "latest", Path(scratch))
+            # its own experiment in the shared store: the other AWS test expects one run in its
+            logged = log_execution(replace(summary, experiment="tuned-pipeline"), uri)
+    assert summary.params["hp.n_estimators"] == "300"  # the best job's, from DescribeTrainingJob
+    assert summary.tags["mlops.tuning.best_trial"] == "train-exec1"
+    mlflow = client(uri)
+    experiment_id = mlflow.get_experiment_by_name("tuned-pipeline").experiment_id
+    nested = mlflow.search_runs(
+        [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{logged.run_id}'"
+    )
+    by_name = {run.info.run_name: run for run in nested}
+    assert by_name["train-exec1"].data.metrics == {"validation:accuracy": 0.95}
+    assert by_name["train-exec1-b"].info.status == "FAILED"
+    assert by_name["train-exec1-b"].data.params == {"hp.n_estimators": "5000"}
