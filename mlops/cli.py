@@ -257,7 +257,7 @@ def run(
     except ExecutionFailed as exc:
         err.print(f"[red]Execution failed:[/] {exc}")
         err.print(f"Run directory: {exc.run_dir}  (step logs under steps/<name>/log.txt)")
-        if exc.exit_code == 1 and exc.run_dir:  # failed, not stopped: its metrics still count
+        if track and exc.exit_code == 1 and exc.run_dir:  # failed, not stopped: metrics count
             tracked(ExecutionRecord.load(Path(exc.run_dir) / EXECUTION_FILE))
         raise typer.Exit(exc.exit_code) from exc
     _print_summary(record, registry, store)
