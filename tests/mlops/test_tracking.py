@@ -226,6 +226,34 @@ def test_compare_explains_an_unknown_metric_or_experiment(ranked: tuple[Home, st
         compare(uri, "nope")
 
 
+def test_a_failed_run_is_tracked_with_its_failure(
+    ranked: tuple[Home, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Preprocess fails at once on a file without the target: `pipeline run` still logs it."""
+    from mlops.local import DEMO_DATA as demo
+
+    _, uri = ranked
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
+    data = tmp_path / "no-target.csv"
+    data.write_text(demo.read_text().replace("species", "kind"))
+    argv = ["pipeline", "run", "--data", str(data), "--target", "species", "--track"]
+    assert main([*argv, "--tracking-uri", uri]) == 1
+    printed = capsys.readouterr().err
+    assert "Execution failed: Step Preprocess failed" in printed and "Tracked:" in printed
+    record = find_execution(Home.from_env().runs, "latest")
+    mlflow = client(uri)
+    (run,) = mlflow.search_runs(
+        [mlflow.get_experiment_by_name("mlops-tabular").experiment_id],
+        filter_string=f"tags.`{EXECUTION_TAG}` = '{record.execution_id}'",
+    )
+    assert run.info.status == "FAILED" and run.data.metrics == {}
+    assert run.data.tags["mlops.failure_reason"] == record.failure_reason
+    assert run.data.params["TargetColumn"] == "species"
+
+
 # Tracking URI -------------------------------------------------------------------------------
 def test_tracking_uri_option_then_environment_then_stage_then_local(tmp_path: Path) -> None:
     home = Home(tmp_path)
@@ -452,7 +480,10 @@ def test_log_a_sagemaker_execution_from_its_jobs_and_s3(
         assert main(args) == 0
     assert f"in experiment mlops-tabular at {uri}" in capsys.readouterr().out
     mlflow = client(uri)
-    (run,) = mlflow.search_runs([mlflow.get_experiment_by_name("mlops-tabular").experiment_id])
+    (run,) = mlflow.search_runs(
+        [mlflow.get_experiment_by_name("mlops-tabular").experiment_id],
+        filter_string="tags.`mlops.target` = 'aws'",  # the store is shared with other tests
+    )
     params, tags = run.data.params, run.data.tags
     assert params["Estimator"] == "random_forest"  # given at start
     assert params["QualityThreshold"] == "0.7"  # the definition's default, filled in
