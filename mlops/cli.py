@@ -288,7 +288,18 @@ def _print_summary(
     )
     out.print(f"Model package:  {group} version {version} ({package.approval_status})")
     out.print(f"Model data:     {store.path_for(package.model_data_url)}")
+    _print_model_docs(package)
     out.print(f"Next:           mlops models approve {version}")
+
+
+def _print_model_docs(package: ModelPackage) -> None:
+    """Every registered version gets its evaluation report and model card beside it."""
+    from mlops.model_card import LocalVersionFiles
+
+    files = LocalVersionFiles(_home(), package)
+    out.print(f"Report:         {files.write_report(None)}")
+    files.write_card(None, "json")
+    out.print(f"Model card:     {files.write_card(None, 'markdown')} (and model-card.json)")
 
 
 def _metrics_line(package: ModelPackage) -> str:
@@ -467,6 +478,43 @@ def models_describe(
     """Print one model package as JSON."""
     registry, group = _registry(target, stage, group)
     print(json.dumps(registry.describe_model_package(group, version).to_dict(), indent=2))
+
+
+DOCS_OUTPUT_OPTION = typer.Option(
+    "--output", help="Folder to write into (default: models/<target>/<group>/<version> in home)."
+)
+
+
+@models_app.command("card")
+def models_card(
+    version: int,
+    format: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
+    output: Annotated[Path | None, DOCS_OUTPUT_OPTION] = None,
+    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
+    """Write a version's model card (SageMaker Model Card JSON, or Markdown); print its path."""
+    from mlops.model_card import version_files
+
+    if format not in ("markdown", "json"):
+        raise MlopsError(f"--format {format!r}: use markdown or json")
+    files = version_files(_home(), target, stage, group, version)
+    print(files.write_card(output, "json" if format == "json" else "markdown"))
+
+
+@models_app.command("report")
+def models_report(
+    version: int,
+    output: Annotated[Path | None, DOCS_OUTPUT_OPTION] = None,
+    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+) -> None:
+    """Write a version's HTML evaluation report (the Evaluate step's); print its path."""
+    from mlops.model_card import version_files
+
+    print(version_files(_home(), target, stage, group, version).write_report(output))
 
 
 def _set_status(
