@@ -21,7 +21,7 @@ from mlops.executor.records import StepRecord, find_execution
 from mlops.executor.runner import ExecutionStopped, LocalPipelineExecutor
 from mlops.executor.tuning import Trial, TuningError, rank, read_metrics, sample
 from mlops.home import Home
-from mlops.local import LOCAL_IMAGE, load_tuning
+from mlops.local import DEMO_DATA, LOCAL_IMAGE, load_tuning
 from mlops.registry import LocalModelRegistry
 from mlops.store import LocalObjectStore
 from sagemaker_jobs.tuning import metric_definitions
@@ -321,25 +321,12 @@ def test_tuning_settings_files_are_validated_with_clear_errors(tmp_path: Path) -
         load_tuning(tmp_path / "missing.json")
 
 
-TUNING_FILE = {
-    "strategy": "Random",
-    "max_jobs": 8,
-    "max_parallel_jobs": 2,
-    "ranges": {
-        "learning_rate": {"type": "continuous", "min_value": 0.02, "max_value": 0.3, "scaling": "Logarithmic"},
-        "max_depth": {"type": "integer", "min_value": 1, "max_value": 4},
-        "n_estimators": {"type": "integer", "min_value": 3, "max_value": 20},
-    },
-}  # fmt: skip
-
-
 @pytest.mark.slow
 def test_a_local_tuning_run_registers_the_best_trials_model(
     home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = tmp_path / "tuning.json"
-    settings.write_text(json.dumps(TUNING_FILE), encoding="utf-8")
-    assert main(["pipeline", "run", "--tuning", str(settings), "--no-track", "--no-cache"]) == 0
+    settings = str(DEMO_DATA.parent / "tuning.yaml")  # the README's example
+    assert main(["pipeline", "run", "--tuning", settings, "--no-track", "--no-cache"]) == 0
     record = find_execution(home.runs, "latest")
     train = next(s for s in record.steps if s.name == "Train")
     assert train.type == "Tuning" and len(train.trials) == 8
