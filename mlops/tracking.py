@@ -79,10 +79,6 @@ def local_tracking_uri(home: Home) -> str:
     return f"sqlite:///{home.root / 'mlflow' / 'mlflow.db'}"
 
 
-def local_artifact_root(home: Home) -> Path:
-    return home.root / "mlflow" / "artifacts"
-
-
 def stage_tracking_uri(stage: str, account: Any = None) -> str | None:
     """The stage's managed tracking server ARN, if cdk.json turns one on (else None).
 
@@ -501,7 +497,7 @@ def _tracking(uri: str, action: str) -> Iterator[Any]:
         ) from exc
 
 
-def _experiment_id(client: Any, name: str, uri: str, home: Home | None) -> str:
+def _experiment_id(client: Any, name: str, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
@@ -510,11 +506,16 @@ def _experiment_id(client: Any, name: str, uri: str, home: Home | None) -> str:
                 "or pass another --experiment"
             )
         return str(experiment.experiment_id)
-    location = None
-    if home is not None and uri == local_tracking_uri(home):
-        # Keep artifacts under MLOPS_HOME too (MLflow's default is ./mlartifacts of the cwd).
-        location = (local_artifact_root(home) / name).as_uri()
-    return str(client.create_experiment(name, artifact_location=location))
+    return str(client.create_experiment(name, artifact_location=_artifact_location(uri, name)))
+
+
+def _artifact_location(uri: str, experiment: str) -> str | None:
+    """Beside a SQLite store, its artifacts: ``<store folder>/artifacts/<experiment>`` (MLflow
+    would use ./mlruns of whatever directory the command runs in). A server decides its own."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
+    return (database.parent / "artifacts" / experiment).as_uri()
 
 
 def _runs_of(client: Any, experiment_id: str, execution_id: str) -> list[Any]:
@@ -525,12 +526,12 @@ def _runs_of(client: Any, experiment_id: str, execution_id: str) -> list[Any]:
     )
 
 
-def log_execution(summary: ExecutionSummary, uri: str, home: Home | None = None) -> LoggedRun:
+def log_execution(summary: ExecutionSummary, uri: str) -> LoggedRun:
     """Log one execution as one run; do nothing if it is already logged completely."""
     with _tracking(uri, f"logging execution {summary.execution_id}") as client:
         from mlflow.entities import Metric, Param
 
-        experiment_id = _experiment_id(client, summary.experiment, uri, home)
+        experiment_id = _experiment_id(client, summary.experiment, uri)
         earlier = _runs_of(client, experiment_id, summary.execution_id)
         for run in earlier:
             if run.data.tags.get(COMPLETE_TAG) == "true":

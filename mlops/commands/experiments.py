@@ -104,7 +104,7 @@ def track_local_execution(
             code_version=code_version,
             registry=registry,
         )
-        run = log_execution(summary, uri, home)
+        run = log_execution(summary, uri)
     except MlopsError as exc:
         kind = "Tracking failed" if isinstance(exc, TrackingError) else "Tracking skipped"
         err.print(f"[yellow]{kind}:[/] {exc}")
@@ -146,7 +146,7 @@ def log(
             summary = summarize_cloud(aws, execution, Path(scratch))
             if experiment:
                 summary = replace(summary, experiment=experiment)
-            run = log_execution(summary, uri, home)
+            run = log_execution(summary, uri)
     elif target == "local":
         from mlops.executor.records import find_execution
         from mlops.registry import LocalModelRegistry
@@ -160,7 +160,7 @@ def log(
             experiment=experiment or _local_pipeline_name(),
             registry=LocalModelRegistry(home.registry),
         )
-        run = log_execution(summary, uri, home)
+        run = log_execution(summary, uri)
     else:
         raise MlopsError(f"--target {target!r}: use local or aws")
     out.print(_logged(run, summary.execution_id))

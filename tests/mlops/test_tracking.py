@@ -137,7 +137,7 @@ def test_logging_again_is_a_no_op_and_a_half_logged_run_is_replaced(
     summary = tracking.summarize_local(
         record, LocalObjectStore(home.store), experiment="mlops-tabular"
     )
-    logged = log_execution(summary, uri, home)
+    logged = log_execution(summary, uri)
     assert logged.replaced_partial and logged.run_id != first.info.run_id
     (only,) = mlflow.search_runs([experiment_id])
     assert only.info.run_id == logged.run_id
@@ -170,7 +170,7 @@ def ranked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, str]:
         summary("e4", {}, "linear", 4_000),  # failed before evaluation: no metrics
     ]
     for run in runs:
-        log_execution(run, uri, home)
+        log_execution(run, uri)
     return home, uri
 
 
@@ -250,6 +250,8 @@ def test_a_failed_run_is_tracked_with_its_failure(
         filter_string=f"tags.`{EXECUTION_TAG}` = '{record.execution_id}'",
     )
     assert run.info.status == "FAILED" and run.data.metrics == {}
+    # Artifacts go beside the SQLite store given, not to ./mlruns of the working directory.
+    assert run.info.artifact_uri.startswith((ranked[0].root / "mlflow" / "artifacts").as_uri())
     assert run.data.tags["mlops.failure_reason"] == record.failure_reason
     assert run.data.params["TargetColumn"] == "species"
 
@@ -541,7 +543,7 @@ def test_tuning_trials_become_runs_nested_under_the_execution(
     uri = local_tracking_uri(home)
     summary = tracking.summarize_local(tuned, LocalObjectStore(home.store), experiment="tuned")
     assert summary.params["hp.learning_rate"] == "0.05"  # the best trial's
-    parent = log_execution(summary, uri, home)
+    parent = log_execution(summary, uri)
     mlflow = client(uri)
     experiment_id = mlflow.get_experiment_by_name("tuned").experiment_id
     nested = mlflow.search_runs(
