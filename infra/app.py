@@ -11,7 +11,7 @@ from infra.cicd import CicdStack
 from infra.foundation import FoundationStack
 from infra.model_build import ModelBuildStack
 from infra.model_deploy import ModelDeployStack
-from infra.nag import acknowledge_findings, acknowledge_tracking_findings
+from infra.nag import acknowledge_findings, acknowledge_monitor, acknowledge_tracking_findings
 from infra.settings import cicd_settings, load_context, stage_settings
 from infra.tracking import MlflowTrackingServer
 
@@ -58,8 +58,12 @@ def build_app(
             endpoint=settings.endpoint,
             foundation=foundation,
             model_package_arn=merged.get("model_package_arn") or None,
+            pipeline_name=settings.pipeline_name,
+            baseline_uri=merged.get("baseline_uri") or None,
             env=env,
         )
+        if deploy.monitor:
+            acknowledge_monitor(deploy.monitor)
         stacks.append(deploy)
     cicd = CicdStack(app, "mlops-cicd", settings=cicd_settings(merged, settings), env=env)
     stacks.append(cicd)

@@ -1,5 +1,7 @@
 """Model deploy stack, one per stage with an endpoint: model, endpoint config, endpoint with
-blue/green guardrails and auto-rollback, autoscaling, alarms into an encrypted topic, dashboard.
+blue/green guardrails and auto-rollback, autoscaling, alarms into an encrypted topic, dashboard,
+and, when the stage asks for it, Model Monitor with a drift alarm that starts retraining
+(infra/model_monitor.py).
 
 The model package ARN comes from context (``-c model_package_arn=...``, what CI/CD passes) or,
 when absent, from the SSM parameter ``/mlops/<stage>/model-package-arn``, which CloudFormation
@@ -21,6 +23,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.foundation import FoundationStack
+from infra.model_monitor import DataQualityMonitor
 from infra.settings import EndpointSettings
 
 VARIANT = "AllTraffic"
@@ -36,6 +39,8 @@ class ModelDeployStack(cdk.Stack):
         endpoint: EndpointSettings,
         foundation: FoundationStack,
         model_package_arn: str | None = None,
+        pipeline_name: str = "mlops-tabular",
+        baseline_uri: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -122,6 +127,23 @@ class ModelDeployStack(cdk.Stack):
             self.endpoint.node.add_dependency(alarm)  # rollback alarms exist before the endpoint
         if not endpoint.serverless:
             self._autoscaling(endpoint)
+        self.monitor = (
+            DataQualityMonitor(
+                self,
+                "Monitor",
+                stage=stage,
+                region=self.region,
+                endpoint=self.endpoint,
+                endpoint_name=self.endpoint_name,
+                settings=endpoint.monitoring,
+                foundation=foundation,
+                pipeline_name=pipeline_name,
+                topic=self.topic,
+                baseline_uri=baseline_uri,
+            )
+            if endpoint.monitoring
+            else None
+        )
         self._dashboard(endpoint)
         cdk.CfnOutput(self, "EndpointName", value=self.endpoint_name)
         cdk.CfnOutput(self, "AlarmTopic", value=self.topic.topic_arn)
@@ -241,31 +263,66 @@ class ModelDeployStack(cdk.Stack):
         )
 
     def _dashboard(self, endpoint: EndpointSettings) -> None:
+        """The questions of the Grafana dashboard (monitoring/grafana), from SageMaker's metrics:
+        traffic, errors, latency, resources and, with Model Monitor, drift of the inputs."""
         host = "/aws/sagemaker/Endpoints"
+        invocations = self._metric("Invocations", "Sum")
+        errors_4xx = self._metric("Invocation4XXErrors", "Sum")
+        errors_5xx = self._metric("Invocation5XXErrors", "Sum")
         widgets: list[cloudwatch.IWidget] = [
-            cloudwatch.GraphWidget(title="Invocations", left=[self._metric("Invocations", "Sum")]),
             cloudwatch.GraphWidget(
-                title="Model latency (us)",
-                left=[self._metric("ModelLatency", s) for s in ("p50", "p99")],
+                title="Invocations and errors per minute",
+                left=[invocations, errors_4xx, errors_5xx],
             ),
             cloudwatch.GraphWidget(
-                title="Errors",
+                title="Error ratio",
                 left=[
-                    self._metric("Invocation4XXErrors", "Sum"),
-                    self._metric("Invocation5XXErrors", "Sum"),
+                    cloudwatch.MathExpression(
+                        expression="100 * (e4 + e5) / inv",
+                        using_metrics={"e4": errors_4xx, "e5": errors_5xx, "inv": invocations},
+                        label="4xx + 5xx (% of invocations)",
+                        period=cdk.Duration.minutes(1),
+                    )
                 ],
+                left_y_axis=cloudwatch.YAxisProps(min=0, label="%", show_units=False),
+            ),
+            cloudwatch.GraphWidget(
+                title="Model latency p50 / p90 / p99 (us)",
+                left=[self._metric("ModelLatency", s) for s in ("p50", "p90", "p99")],
+            ),
+            cloudwatch.GraphWidget(
+                title="Overhead latency p50 / p99 (us)",
+                left=[self._metric("OverheadLatency", s) for s in ("p50", "p99")],
             ),
         ]
         if not endpoint.serverless:
             widgets.append(
                 cloudwatch.GraphWidget(
-                    title="CPU and memory (%)",
+                    title="CPU, memory and disk (%)",
                     left=[
-                        self._metric("CPUUtilization", "Average", host),
-                        self._metric("MemoryUtilization", "Average", host),
+                        self._metric(name, "Average", host)
+                        for name in ("CPUUtilization", "MemoryUtilization", "DiskUtilization")
                     ],
                 )
             )
+        if self.monitor:
+            widgets.append(
+                cloudwatch.GraphWidget(
+                    title="Model Monitor: feature drift from the baseline",
+                    left=list(self.monitor.drift_metrics.values()),
+                    left_annotations=[
+                        cloudwatch.HorizontalAnnotation(
+                            value=self.monitor.threshold, label="drift alarm"
+                        )
+                    ],
+                )
+            )
+            widgets.append(
+                cloudwatch.AlarmStatusWidget(title="Drift alarm", alarms=[self.monitor.alarm])
+            )
         cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=self.endpoint_name, widgets=[widgets]
+            self,
+            "Dashboard",
+            dashboard_name=self.endpoint_name,
+            widgets=[widgets[i : i + 2] for i in range(0, len(widgets), 2)],
         )

@@ -12,6 +12,7 @@ from constructs import IConstruct
 
 from infra.cicd import CicdStack
 from infra.foundation import FoundationStack
+from infra.model_monitor import DataQualityMonitor
 from infra.tracking import ARTIFACT_PREFIX, MlflowTrackingServer
 
 IAM5 = "AwsSolutions::AwsSolutions-IAM5"
@@ -126,5 +127,29 @@ def acknowledge_tracking_findings(tracking: MlflowTrackingServer) -> None:
         {
             f"{IAM5}[Resource::<{bucket}.Arn>/{ARTIFACT_PREFIX}/*]": "MLflow writes each run's "
             "artifacts under new keys of the artifact store's prefix, and only there."
+        },
+    )
+
+
+def acknowledge_monitor(monitor: DataQualityMonitor) -> None:
+    """The Model Monitor role's wildcards: prefixes of the stage's artifacts bucket only."""
+    objects = (
+        f"{IAM5}[Resource::arn:<AWS::Partition>:s3:::mlops-{monitor.stage}-artifacts-"
+        "<AWS::AccountId>-<AWS::Region>"
+    )
+    _accept(
+        monitor.role,
+        {
+            f"{objects}/data-capture/*]": "Captured traffic: the endpoint writes new keys every "
+            "hour; the job reads them only (GetObject).",
+            f"{objects}/pipelines/*]": "Baselines: each pipeline execution writes them under its "
+            "own id; the job reads them only (GetObject).",
+            f"{objects}/{monitor.output}/*]": "Each monitoring run writes its reports under new "
+            "keys of this endpoint's own prefix (PutObject only).",
+            f"{IAM5}[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            "/aws/sagemaker/ProcessingJobs:*]": "Log streams of SageMaker's processing-job log "
+            "group, named per monitoring run.",
+            f"{IAM5}[Resource::*]": "cloudwatch:PutMetricData has no resource type; a condition "
+            "limits it to Model Monitor's data-metrics namespace.",
         },
     )

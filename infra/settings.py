@@ -15,6 +15,36 @@ ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = ROOT / "cdk.json"
 
 
+class MonitoringSettings(BaseModel):
+    """A Model Monitor data-quality schedule on the endpoint's captured traffic, checked against
+    the pipeline's baseline; drift on the listed features raises an alarm that starts retraining."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schedule: str = Field(
+        "cron(0 * ? * * *)",
+        pattern=r"^cron\(.+\)$",
+        description="when the job runs; Model Monitor takes hourly or daily cron expressions",
+    )
+    instance_type: str = Field("ml.m5.xlarge", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+    instance_count: int = Field(1, ge=1, le=10)
+    volume_size_gb: int = Field(20, ge=1, le=512)
+    max_runtime_minutes: int = Field(
+        50, ge=1, le=60, description="an hourly schedule allows at most 60 minutes per run"
+    )
+    features: list[str] = Field(
+        min_length=1,
+        description="features whose feature_baseline_drift_<name> metric the alarm watches",
+    )
+    drift_threshold: float = Field(
+        0.1, gt=0, le=1, description="the baseline distance that fires the alarm (as constraints)"
+    )
+    retrain: bool = Field(True, description="the alarm starts the stage's SageMaker pipeline")
+    retrain_parameters: dict[str, str] = Field(
+        default_factory=dict, description="pipeline parameters for a retraining execution"
+    )
+
+
 class EndpointSettings(BaseModel):
     """The stage's real-time endpoint: an instance variant with guardrails, or serverless."""
 
@@ -42,6 +72,7 @@ class EndpointSettings(BaseModel):
     alarm_5xx_per_5_minutes: int = Field(5, ge=1)
     alarm_cpu_percent: int = Field(80, ge=1, le=1000)
     alarm_memory_percent: int = Field(80, ge=1, le=100)
+    monitoring: MonitoringSettings | None = Field(None, description="no Model Monitor when absent")
 
     @model_validator(mode="after")
     def _consistent(self) -> EndpointSettings:
@@ -54,6 +85,11 @@ class EndpointSettings(BaseModel):
         if self.serverless_memory_mb % 1024:
             raise ValueError(
                 f"serverless_memory_mb {self.serverless_memory_mb} must be a 1024 MB step (1024 to 6144)"
+            )
+        if self.monitoring and (self.serverless or not self.data_capture_percent):
+            raise ValueError(
+                "monitoring needs captured traffic: an instance endpoint (not serverless) with "
+                "data_capture_percent above 0"
             )
         return self
 

@@ -67,7 +67,8 @@ def test_prod_endpoint_has_guardrails_capture_kms_and_scaling(prod: dict[str, An
         == "SageMakerVariantInvocationsPerInstance"
     )
     alarms = resources(prod, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 4 and all(a["AlarmActions"] for a in alarms)
+    # The four rollback alarms, and Model Monitor's drift alarm (tests/infra/test_monitoring.py).
+    assert len(alarms) == 5 and all(a["AlarmActions"] for a in alarms)
     (topic,) = resources(prod, "AWS::SNS::Topic")
     assert "KmsMasterKeyId" in topic
     assert resources(prod, "AWS::CloudWatch::Dashboard")
