@@ -167,7 +167,8 @@ def summarize(
     if profile is not None and profile.is_file():
         if sha := _read_json(profile).get("dataset", {}).get("sha256"):
             tags["mlops.dataset_sha256"] = str(sha)
-        artifacts.append(profile)
+        if profile.name not in {p.name for p in artifacts}:  # evaluate may keep a copy already
+            artifacts.append(profile)
     if gate_passed is not None:
         tags["mlops.gate_passed"] = str(gate_passed).lower()
     metadata = package.get("metadata", {})
