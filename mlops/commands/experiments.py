@@ -94,7 +94,6 @@ def track_local_execution(
     from mlops.store import LocalObjectStore
     from mlops.tracking import TrackingError, log_execution, summarize_local
 
-    uri = tracking_uri or "the tracking store"
     try:
         uri = _tracking_uri(tracking_uri, home, None)
         summary = summarize_local(
