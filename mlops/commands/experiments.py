@@ -281,6 +281,8 @@ def _table(result: Comparison) -> Table:
     for key in sorted(k for k in {k for run in runs for k in run.params} if _differs(result, k)):
         row(key, [run.params.get(key, "") for run in runs])
     row("gate passed", [run.tags.get("mlops.gate_passed", "") for run in runs])
+    if any("mlops.tuning.best_trial" in run.tags for run in runs):
+        row("best trial", [run.tags.get("mlops.tuning.best_trial", "") for run in runs])
     row("model version", [run.tags.get("mlops.model_package_version", "") for run in runs])
     row("code version", [run.tags.get("mlops.code_version", "") for run in runs])
     row("dataset sha256", [run.tags.get("mlops.dataset_sha256", "")[:12] for run in runs])

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from mlops import tracking
 from mlops.cli import main
@@ -555,8 +556,13 @@ def test_tuning_trials_become_runs_nested_under_the_execution(
     assert by_name["train-tuned-001"].data.params == {"hp.learning_rate": "0.3"}
     assert by_name["train-tuned-003"].info.status == "FAILED"
     assert by_name["train-tuned-003"].data.tags["mlops.failure_reason"] == "diverged"
-    # Comparing executions leaves the trials out.
+    # Comparing executions leaves the trials out, and names each one's best trial.
     assert [r.run_id for r in compare(uri, "tuned").runs] == [parent.run_id]
+    from mlops.commands.experiments import _table
+
+    rendered = io.StringIO()
+    Console(file=rendered, width=200).print(_table(compare(uri, "tuned")))
+    assert "best trial" in rendered.getvalue() and "train-tuned-002" in rendered.getvalue()
 
 
 def test_a_sagemaker_tuning_step_logs_its_training_jobs_as_nested_runs(
