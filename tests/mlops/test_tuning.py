@@ -351,3 +351,18 @@ def test_a_local_tuning_run_registers_the_best_trials_model(
     assert table.count("│ Trial ") == 8
     values = ", ".join(f"{k}={v}" for k, v in best["hyperparameters"].items())
     assert f"{values}: objective={best['objective']}" in table
+
+
+def test_pipeline_definition_takes_tuning_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pipeline", "definition", "--tuning", str(DEMO_DATA.parent / "tuning.yaml")]) == 0
+    steps = {s["Name"]: s for s in json.loads(capsys.readouterr().out)["Steps"]}
+    config = steps["Train"]["Arguments"]["HyperParameterTuningJobConfig"]
+    assert (steps["Train"]["Type"], config["Strategy"]) == ("Tuning", "Random")
+    bad = tmp_path / "t.yaml"
+    bad.write_text(
+        "strategy: Grid\nranges: {max_depth: {type: integer, min_value: 1, max_value: 3}}"
+    )
+    assert main(["pipeline", "definition", "--tuning", str(bad)]) == 2
+    assert "the Grid strategy searches categorical ranges only" in capsys.readouterr().err
