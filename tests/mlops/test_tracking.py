@@ -620,3 +620,14 @@ def test_a_sagemaker_tuning_step_logs_its_training_jobs_as_nested_runs(
     assert by_name["train-exec1"].data.metrics == {"validation:accuracy": 0.95}
     assert by_name["train-exec1-b"].info.status == "FAILED"
     assert by_name["train-exec1-b"].data.params == {"hp.n_estimators": "5000"}
+
+
+def test_the_cli_imports_mlflow_only_when_it_logs_or_reads() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, mlops.cli, mlops.tracking; print('mlflow' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
