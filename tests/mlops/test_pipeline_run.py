@@ -59,6 +59,12 @@ def test_demo_run_registers_a_model_above_the_gate(
     assert "validation:accuracy=" in (run_dir / "steps/Train/log.txt").read_text()
     assert "Model package:  mlops-tabular version 1" in printed.out
     assert record.run_dir in printed.out
+    # The registered version's evaluation report and model card, written and named.
+    docs = home.root / "models/local/mlops-tabular/1"
+    assert f"Report:         {docs / 'report.html'}" in printed.out
+    assert f"Model card:     {docs / 'model-card.md'}" in printed.out
+    assert (docs / "report.html").stat().st_size > 10_000 and (docs / "model-card.json").exists()
+    assert package.metadata["DatasetSha256"] in (docs / "model-card.md").read_text()
 
     assert main(["models", "approve", "1", "--description", "ok by test"]) == 0
     assert packages(home)[0].approval_status == "Approved"
