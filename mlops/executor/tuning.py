@@ -19,7 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,17 +209,20 @@ def run_tuning(
         f"tuning job {tuning_job}: {len(trials)} trials, {workers} at a time, "
         f"objective {direction} {metric}" + (f"; {note}" if note else "")
     )
-    live: set[subprocess.Popen[str]] = set()
+    live: set[subprocess.Popen[str]] = set()  # the trials' running processes
     lock = threading.Lock()
     stopping = threading.Event()
 
-    def started(child: subprocess.Popen[str]) -> None:
-        with lock:
-            live.add(child)
-        if stopping.is_set():  # started just as a stop came in
-            _terminate(child)
-
     def run_trial(trial: Trial) -> None:
+        mine: list[subprocess.Popen[str]] = []
+
+        def started(child: subprocess.Popen[str]) -> None:
+            with lock:
+                live.add(child)
+                mine.append(child)
+            if stopping.is_set():  # started just as a stop came in
+                _terminate(child)
+
         if stopping.is_set():
             trial.status, trial.failure_reason = "Stopped", "the tuning job was stopped"
             return
@@ -257,15 +260,19 @@ def run_tuning(
             trial.status = "Stopped" if stopping.is_set() else "Failed"
             trial.failure_reason = exc.reason
         finally:
+            with lock:
+                live.difference_update(mine)
             trial.end_time, trial.seconds = now(), round(time.perf_counter() - clock, 2)
             log.write(_describe(trial, metric))
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
-        futures = [pool.submit(run_trial, trial) for trial in trials]
+        futures: list[Future[None]] = []
         try:
+            for trial in trials:  # queued in order; a stop cancels the ones not started
+                futures.append(pool.submit(run_trial, trial))
             for future in futures:
                 future.result()
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop every running trial, then report
+        except BaseException:  # Ctrl-C, SIGTERM or our own fault: stop every trial, then report
             stopping.set()
             for future in futures:
                 future.cancel()
