@@ -249,10 +249,11 @@ def run_tuning(
             )
             trial.objective = trial.metrics.get(str(metric))
             if trial.objective is None:
-                printed = ", ".join(trial.metrics) or "no metric"
                 trial.status = "Failed"
-                trial.failure_reason = (
-                    f"the objective {metric} is not in the job's log (it printed {printed})"
+                trial.failure_reason = f"the objective {metric} is not in the job's log" + (
+                    f" (it printed {', '.join(trial.metrics)}: make one of them the objective)"
+                    if trial.metrics
+                    else " (it printed no metric line)"
                 )
             else:
                 trial.status = "Completed"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import sys
 import tarfile
@@ -146,7 +147,9 @@ if score == "fail":
 if score == "hang":
     print("up", flush=True)
     time.sleep(120)
-if score != "silent":
+if score == "other":
+    print("validation:mae=1.5", flush=True)
+elif score != "silent":
     print(f"validation:rmse={score}", flush=True)
 """
 
@@ -225,7 +228,7 @@ def test_tuning_step_picks_the_best_trial_and_records_failed_ones(
     }
     assert trials["fail"]["failure_reason"] == "diverged at epoch 3"
     assert trials["silent"]["failure_reason"] == (
-        "the objective validation:rmse is not in the job's log (it printed no metric)"
+        "the objective validation:rmse is not in the job's log (it printed no metric line)"
     )
     assert trials["0.9"]["objective"] == 0.9
     best = trials[best_score]
@@ -250,8 +253,14 @@ def test_tuning_step_picks_the_best_trial_and_records_failed_ones(
 
 
 def test_a_tuning_job_whose_trials_all_fail_fails_the_step(home: Home, fake_python: Path) -> None:
-    with pytest.raises(ExecutionFailed, match=r"all 2 trials failed \(tune-.*-001: diverged"):
-        _executor(home, fake_python).run(_tuning_definition("Minimize", ["fail", "silent"]), {})
+    with pytest.raises(ExecutionFailed) as caught:
+        _executor(home, fake_python).run(_tuning_definition("Minimize", ["fail", "other"]), {})
+    assert re.search(
+        r"all 2 trials failed \(tune-\S+-001: diverged at epoch 3; tune-\S+-002: the objective "
+        r"validation:rmse is not in the job's log \(it printed validation:mae: make one of them "
+        r"the objective\)\)",
+        str(caught.value),
+    )
     assert find_execution(home.runs, "latest").steps[0].status == "Failed"
 
 
