@@ -44,9 +44,10 @@ STOP_GRACE_SECONDS = 30  # SageMaker's SIGTERM-to-SIGKILL grace
 
 
 class StepFailed(MlopsError):
-    def __init__(self, step: str, reason: str) -> None:
+    def __init__(self, step: str, reason: str, trials: list[dict[str, Any]] | None = None) -> None:
         super().__init__(f"step {step} failed: {reason}")
         self.step, self.reason = step, reason
+        self.trials = trials or []  # a failed tuning job's trials, kept for the record
 
 
 class ExecutionStopped(ExecutionFailed):
@@ -251,6 +252,7 @@ class LocalPipelineExecutor:
             try:
                 outcome = self._run_or_reuse(spec, context, step_dir, step)
             except StepFailed as exc:
+                step.trials = exc.trials
                 step.finish("Failed", exc.reason)
                 record.finish("Failed", f"Step {name} failed: {exc.reason}")
                 self.reporter.step_finished(step)

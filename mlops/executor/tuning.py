@@ -286,7 +286,9 @@ def run_tuning(
     best = ranked[0]
     if best.status != "Completed":
         reasons = "; ".join(f"{t.name}: {t.failure_reason}" for t in ranked[:3])
-        raise StepFailed(name, f"all {len(trials)} trials failed ({reasons})")
+        raise StepFailed(
+            name, f"all {len(trials)} trials failed ({reasons})", [asdict(t) for t in trials]
+        )
     log.write(f"best: {_describe(best, metric)}")
     summaries = [_summary(t, metric, direction) for t in ranked]
     counts = {s: sum(t.status == s for t in trials) for s in ("Completed", "Failed", "Stopped")}

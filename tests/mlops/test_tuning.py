@@ -261,7 +261,9 @@ def test_a_tuning_job_whose_trials_all_fail_fails_the_step(home: Home, fake_pyth
         r"the objective\)\)",
         str(caught.value),
     )
-    assert find_execution(home.runs, "latest").steps[0].status == "Failed"
+    (step,) = find_execution(home.runs, "latest").steps
+    assert step.status == "Failed"
+    assert [t["status"] for t in step.trials] == ["Failed", "Failed"]  # kept for `pipeline steps`
 
 
 def test_an_objective_without_a_metric_definition_is_refused(home: Home, fake_python: Path) -> None:
