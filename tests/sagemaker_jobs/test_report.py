@@ -199,3 +199,20 @@ def test_evaluate_job_rejects_a_threshold_that_is_not_a_number(
     _job_inputs(opt_ml, model_dir)
     assert evaluate.main(["--threshold", "high"]) == 1
     assert "--threshold: invalid float value: 'high'" in opt_ml.failure_file.read_text()
+
+
+def test_the_evaluate_step_reads_the_profile_and_gets_the_threshold(
+    local_definition: dict[str, Any],
+) -> None:
+    (step,) = [s for s in local_definition["Steps"] if s["Name"] == "Evaluate"]
+    inputs = {i["InputName"]: i["S3Input"] for i in step["Arguments"]["ProcessingInputs"]}
+    assert inputs["profile"]["LocalPath"] == "/opt/ml/processing/profile"
+    assert inputs["profile"]["S3Uri"] == {
+        "Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['profile'].S3Output.S3Uri"
+    }
+    arguments = step["Arguments"]["AppSpecification"]["ContainerArguments"]
+    # A float parameter reaches a job argument as a string (SageMaker takes no number there).
+    threshold = arguments[arguments.index("--threshold") + 1]
+    assert threshold == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.QualityThreshold"}]}}
+    # Nothing that changes per execution: the step stays cacheable.
+    assert "Execution" not in json.dumps(arguments)
