@@ -5,6 +5,7 @@ features), the same load generator (wrk, from Debian's `wrk` package) for every 
 
 - in-process limit: one Python thread doing parse, predict and format (no HTTP);
 - ours: `python -m inference.serve` (uvicorn, uvloop, httptools), 2 workers;
+- ours-metrics: the same with Prometheus metrics on (`--metrics-port`), to price them;
 - flask-gunicorn: a Flask app on gunicorn (2 sync workers) following the SageMaker scikit-learn
   container's flow (np.genfromtxt decoding with a float32 cast, predict, JSON encoding);
 - mlflow: MLflow's scoring server (`mlflow models serve`, 2 workers) on the same model.
@@ -12,7 +13,7 @@ features), the same load generator (wrk, from Debian's `wrk` package) for every 
 A correctness gate first checks that every server returns the in-process predictions.
 
     apt-get install wrk          # once
-    .venv/bin/python bench/serving.py [--seconds 5] [--only ours,flask-gunicorn,mlflow]
+    .venv/bin/python bench/serving.py [--seconds 5] [--only ours,ours-metrics,flask-gunicorn,mlflow]
 """
 
 from __future__ import annotations
@@ -188,12 +189,13 @@ def start(
     """Start one server (2 workers on 127.0.0.1:port); return it and the CSV header it needs."""
     python = sys.executable
     header = b""
-    if name == "ours":
+    if name in ("ours", "ours-metrics"):
+        metrics_port = free_port() if name == "ours-metrics" else None
         argv = [
             python,
             "-m",
             "inference.serve",
-            *serve_args(model_dir, port, workers=2, host="127.0.0.1"),
+            *serve_args(model_dir, port, workers=2, host="127.0.0.1", metrics_port=metrics_port),
         ]
     elif name == "flask-gunicorn":
         (work / "flask_app.py").write_text(
@@ -344,6 +346,10 @@ def report(results: dict[str, dict[tuple[int, int], dict[str, float]]]) -> None:
         if other in results:
             ratio = ours[(1, 16)]["rps"] / results[other][(1, 16)]["rps"]
             print(f"  1-row, 16 clients, ours / {other}: {ratio:.2f}x  [>= {target}x]")
+    if "ours-metrics" in results:
+        for rows, clients in ((1, 1), (1, 16), (100, 16)):
+            ratio = results["ours-metrics"][(rows, clients)]["rps"] / ours[(rows, clients)]["rps"]
+            print(f"  {rows}-row, {clients} clients, metrics on / off: {ratio:.2f}x  [>= 0.95x]")
     gap = ours[(1, 1)]["p50"] - limit[(1, 1)]["p50"]
     print(f"  1-row, 1 client, p50 gap to in-process: {gap:.2f} ms  [<= 0.4 ms]")
     ratio = ours[(100, 16)]["rps"] * 100 / (limit[(100, 1)]["rps"] * 100)

@@ -85,6 +85,9 @@ class RequestMetrics:
         # go to the shared folder whatever the registry; in-process, scrape ``self.registry``.
         self.registry = registry = registry or CollectorRegistry()
         self._content_types = frozenset(content_types)
+        # Label children by (route, status, content type): few, as every label is bounded.
+        self._children: dict[tuple[str, int, str], tuple[Any, Any]] = {}
+        self._classes: dict[str, Any] = {}
         self.requests = Counter(
             f"{PREFIX}_requests",
             "HTTP requests by route, status code and request content type.",
@@ -134,15 +137,24 @@ class RequestMetrics:
     ) -> None:
         route = route_of(path)
         kind = content_type if content_type in self._content_types else content_type and "other"
-        self.requests.labels(route, str(status), kind or "none").inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, status, kind or "none")
+        if key not in self._children:  # labels() is a locked lookup: once per combination
+            self._children[key] = (
+                self.requests.labels(route, str(status), key[2]),
+                self.latency.labels(route),
+            )
+        counter, latency = self._children[key]
+        counter.inc()
+        latency.observe(seconds)
         if route == "invocations" and status == 200:
             self.rows.observe(rows)
 
     def observe_predictions(self, labels: Iterable[Any]) -> None:
         if self.classifier:
             for label, count in Tally(map(str, labels)).items():
-                self.classes.labels(label).inc(count)
+                if label not in self._classes:
+                    self._classes[label] = self.classes.labels(label)
+                self._classes[label].inc(count)
             return
         for value in labels:
             if isinstance(value, int | float) and math.isfinite(value):
