@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import tarfile
 import tempfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -343,7 +344,7 @@ def read_manifest(archive: Path) -> dict[str, Any]:
 
 
 # where a version's files are ---------------------------------------------------------------
-class VersionFiles:
+class VersionFiles(ABC):
     """One registered version's artifacts and evaluation folder, local or in S3."""
 
     label: str  # "local" or "aws-<stage>": keeps the two apart under MLOPS_HOME
@@ -351,11 +352,13 @@ class VersionFiles:
     def __init__(self, home: Home, package: ModelPackage) -> None:
         self.home, self.package = home, package
 
-    def evaluation_file(self, name: str) -> bytes | None:  # None: not there
-        raise NotImplementedError
+    @abstractmethod
+    def evaluation_file(self, name: str) -> bytes | None:
+        """A file of the Evaluate step's output folder, or None when it is not there."""
 
+    @abstractmethod
     def model_archive(self, into: Path) -> Path:
-        raise NotImplementedError
+        """model.tar.gz as a local file (downloaded into `into` if need be)."""
 
     def rebuild_report(self, into: Path) -> Path:
         raise NotFound(
@@ -374,7 +377,10 @@ class VersionFiles:
             archive = self.model_archive(Path(scratch))
             model_sha256, manifest = file_sha256(archive), read_manifest(archive)
         raw_profile = self.evaluation_file(PROFILE_FILE)
-        profile = json.loads(raw_profile) if raw_profile else None
+        try:
+            profile = json.loads(raw_profile) if raw_profile else None
+        except ValueError as exc:
+            raise MlopsError(f"the data profile beside the evaluation is not JSON: {exc}") from exc
         return CardSources(self.package, manifest, model_sha256, profile)
 
     def write_card(self, output: Path | None, fmt: CardFormat) -> Path:
