@@ -204,7 +204,11 @@ def known_limits(
     if rows := evaluation.get("test_rows"):
         limits.append(
             f"The test metrics come from {rows} held-out rows of one split"
-            + (f" (one row moves accuracy by {100 / rows:.1f} points)." if rows < 1000 else ".")
+            + (
+                f" (one row moves accuracy by {100 / rows:.1f} points)."
+                if rows < 1000 and evaluation.get("problem_type") == "classification"
+                else "."
+            )
         )
     counts = profile.get("target", {}).get("class_counts", {})
     if rare := [f"{k} ({v} rows)" for k, v in counts.items() if v < 30]:

@@ -87,7 +87,8 @@ def test_card_has_the_model_card_schema_shape_and_every_fact(model_dir: Path) ->
     assert (custom["dataset_sha256"], custom["pipeline_execution_id"]) == ("ab" * 32, "exec-1")
     assert "island (categorical)" in custom["features"]
     limits = card["additional_information"]["caveats_and_recommendations"]
-    assert "52 held-out rows" in limits and "b (12 rows)" in limits
+    assert "52 held-out rows of one split (one row moves accuracy by 1.9 points)" in limits
+    assert "b (12 rows)" in limits
     assert "x (3)" in limits and "y (0)" not in limits and "row_id (identifier)" in limits
 
     markdown = render_markdown(card)
@@ -229,3 +230,21 @@ def test_aws_card_and_report_come_from_the_registry_and_s3(
     s3.delete_object(Bucket="artifacts", Key=f"{prefix}/report.html")
     assert main(["models", "report", "1", *AWS]) == 3
     assert "registered before the Evaluate step wrote reports" in capsys.readouterr().err
+
+
+def test_regression_card_names_no_classes_and_no_accuracy(model_dir: Path) -> None:
+    evaluation = {
+        "problem_type": "regression",
+        "test_rows": 40,
+        "metrics": {"rmse": {"value": 3.5}, "r2": {"value": 0.8}},
+        "quality_gate": {"metric": "r2", "value": 0.8, "threshold": 0.9, "passed": False},
+    }
+    profile = {**PROFILE, "target": {"name": "mass", "mean": 4200.0, "std": 800.0}}
+    manifest = {**_manifest(model_dir), "problem_type": "regression", "target": "mass"}
+    card = build_card(CardSources(_package(metrics=evaluation), manifest, "e" * 64, profile))
+    groups = card["evaluation_details"][0]["metric_groups"]
+    assert [g["name"] for g in groups] == ["test split"]  # no confusion matrix
+    assert card["evaluation_details"][0]["evaluation_observation"].startswith("Quality gate failed")
+    limits = card["additional_information"]["caveats_and_recommendations"]
+    assert "40 held-out rows of one split." in limits and "accuracy" not in limits
+    assert "| r2 | test | 0.8 | Quality gate failed: r2 = 0.8" in render_markdown(card)
