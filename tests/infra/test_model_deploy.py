@@ -146,7 +146,11 @@ def test_prod_runs_jobs_and_models_in_private_isolated_subnets(cdk_outs: dict[st
     assert {"Subnet0", "Subnet1", "SecurityGroup"} <= set(variables)
     steps = json.loads(body)["Steps"]
     assert steps[0]["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] is True
-    assert steps[1]["Arguments"]["VpcConfig"]["Subnets"] == ["${Subnet0}", "${Subnet1}"]
+    # prod tunes (cdk.json), so its Train step is a Tuning step: the VPC is on the job definition.
+    assert steps[1]["Type"] == "Tuning"
+    training = steps[1]["Arguments"]["TrainingJobDefinition"]
+    assert training["VpcConfig"]["Subnets"] == ["${Subnet0}", "${Subnet1}"]
+    assert training["EnableNetworkIsolation"] is True
     (model,) = resources(stacks["mlops-prod-model-deploy"], "AWS::SageMaker::Model")
     assert len(model["VpcConfig"]["Subnets"]) == 2
 
