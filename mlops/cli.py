@@ -253,7 +253,7 @@ def run(
 
         import_in_background()
     try:
-        record = executor.run(definition, overrides)
+        record = executor.run(definition, overrides, settings.pipeline_name)
     except ExecutionFailed as exc:
         err.print(f"[red]Execution failed:[/] {exc}")
         err.print(f"Run directory: {exc.run_dir}  (step logs under steps/<name>/log.txt)")

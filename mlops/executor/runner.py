@@ -196,14 +196,19 @@ class LocalPipelineExecutor:
             "RegisterModel": self._register_model,
         }
 
-    def run(self, definition: dict[str, Any], overrides: dict[str, str]) -> ExecutionRecord:
+    def run(
+        self, definition: dict[str, Any], overrides: dict[str, str], pipeline_name: str = "pipeline"
+    ) -> ExecutionRecord:
         """Run one execution to its end and return its record; raise if it failed or stopped.
 
+        The name is given apart, as SageMaker keeps it outside the definition body.
         SIGTERM (a CI cancel, `kill`, `timeout`) stops it the way Ctrl-C does."""
         with _sigterm_as_interrupt():
-            return self._run(definition, overrides)
+            return self._run(definition, overrides, pipeline_name)
 
-    def _run(self, definition: dict[str, Any], overrides: dict[str, str]) -> ExecutionRecord:
+    def _run(
+        self, definition: dict[str, Any], overrides: dict[str, str], pipeline_name: str
+    ) -> ExecutionRecord:
         ordered, needs = plan(definition)
         for candidate in ordered:
             if candidate["Type"] not in self._handlers:
@@ -212,7 +217,6 @@ class LocalPipelineExecutor:
                     f"cannot run (it runs {', '.join(self._handlers)})"
                 )
         parameters = resolve_parameters(definition, overrides)
-        pipeline_name = definition.get("PipelineName") or "pipeline"
         started = datetime.now(UTC)
         execution_id = f"{started:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
         record = ExecutionRecord(
