@@ -314,7 +314,9 @@ def test_no_cache_reaches_the_executor(
     seen: list[bool] = []
 
     class Recording(LocalPipelineExecutor):
-        def run(self, definition: dict[str, Any], overrides: dict[str, str]) -> ExecutionRecord:
+        def run(
+            self, definition: dict[str, Any], overrides: dict[str, str], pipeline_name: str = ""
+        ) -> ExecutionRecord:
             seen.append(self.use_cache)
             raise MlopsError("stopped before running anything")
 
