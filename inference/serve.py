@@ -73,10 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not settings.model_dir.is_dir():
         print(f"serve: model directory {settings.model_dir} does not exist", file=sys.stderr)
         return 2
-    os.environ.update(to_env(settings))  # each worker process rebuilds the same settings
-    # One compute thread per worker: workers are the parallelism. OpenMP models (histogram
-    # gradient boosting) otherwise spin a thread per core in every worker and collapse under load.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     exporter = None
     if settings.metrics_port:
         from inference.metrics import MetricsExporter
@@ -91,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+    # Only once nothing can fail early: a refused start leaves the environment as it was.
+    os.environ.update(to_env(settings))  # each worker process rebuilds the same settings
+    # One compute thread per worker: workers are the parallelism. OpenMP models (histogram
+    # gradient boosting) otherwise spin a thread per core in every worker and collapse under load.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
     try:

@@ -143,7 +143,8 @@ def test_the_metrics_port_is_its_own(model_dir: Path, capsys: pytest.CaptureFixt
         argv = ["--model-dir", str(model_dir), "--host", "127.0.0.1", "--metrics-port", str(port)]
         assert serve_main(argv) == 2
     assert f"cannot serve metrics on port {port}" in capsys.readouterr().err
-    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    # A refused start leaves no trace: no metrics folder, no SM_* settings for later jobs.
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ and "SM_MODEL_DIR" not in os.environ
     same = ["serve", "--model-dir", str(model_dir), "--port", "9100", "--metrics-port", "9100"]
     assert mlops_main(same) == 2
     assert "MLOPS_METRICS_PORT: Value error, must differ" in capsys.readouterr().err

@@ -77,7 +77,7 @@ def test_demo_target_yields_to_an_explicit_parameter(
 ) -> None:
     seen: dict[str, str] = {}
 
-    def fake_run(self: object, definition: object, overrides: dict[str, str]) -> None:
+    def fake_run(self: object, definition: object, overrides: dict[str, str], *names: str) -> None:
         seen.update(overrides)
         raise MlopsError("stop here")
 
