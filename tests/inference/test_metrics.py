@@ -270,6 +270,8 @@ def test_every_dashboard_query_names_an_exported_metric(
     dashboard = json.loads(DASHBOARD.read_text())
     expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     assert len(expressions) >= len(dashboard["panels"]) >= 8
+    # A labelled series exists once it has a sample: predict once, whatever ran before.
+    assert _post(server["url"] + "/invocations", ROW.encode()) == 200
     exported = {name for name, _ in samples(_get(server["metrics"]))} | {
         name for name, _ in regressor_exposition
     }
