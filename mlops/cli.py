@@ -244,9 +244,13 @@ def run(
     def tracked(record: ExecutionRecord) -> None:
         if track:
             experiments.track_local_execution(
-                record, home, registry, tracking_uri=tracking_uri,
-                experiment=settings.pipeline_name, code_version=settings.code_version,
-            )  # fmt: skip
+                record,
+                home,
+                registry,
+                tracking_uri=tracking_uri,
+                experiment=settings.pipeline_name,
+                code_version=settings.code_version,
+            )
 
     if track:
         from mlops.tracking import import_in_background

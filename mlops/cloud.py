@@ -95,9 +95,11 @@ def list_executions(aws: Aws, limit: int) -> list[CloudExecution]:
     client = aws.client("sagemaker")
     with explained("sagemaker:ListPipelineExecutions", f"pipeline {aws.stage.pipeline_name}"):
         for page in client.get_paginator("list_pipeline_executions").paginate(
-            PipelineName=aws.stage.pipeline_name, SortBy="CreationTime", SortOrder="Descending",
+            PipelineName=aws.stage.pipeline_name,
+            SortBy="CreationTime",
+            SortOrder="Descending",
             PaginationConfig={"MaxItems": limit},
-        ):  # fmt: skip
+        ):
             for summary in page["PipelineExecutionSummaries"]:
                 found.append(
                     CloudExecution(
@@ -146,8 +148,15 @@ def endpoint_status(aws: Aws, name: str) -> EndpointStatus:
     )
 
 
-def wait_for_endpoint(aws: Aws, name: str, expected_package: str, *, timeout: float, poll: float = 15,
-                      progress: Any = None) -> EndpointStatus:  # fmt: skip
+def wait_for_endpoint(
+    aws: Aws,
+    name: str,
+    expected_package: str,
+    *,
+    timeout: float,
+    poll: float = 15,
+    progress: Any = None,
+) -> EndpointStatus:
     """Wait until the endpoint settles, then insist it serves ``expected_package``.
 
     An update that rolled back leaves the endpoint InService on the old config: that is a
@@ -179,9 +188,12 @@ def wait_for_endpoint(aws: Aws, name: str, expected_package: str, *, timeout: fl
 def latest_approved(aws: Aws, group: str) -> str:
     with explained("sagemaker:ListModelPackages", f"model package group {group}"):
         found = aws.client("sagemaker").list_model_packages(
-            ModelPackageGroupName=group, ModelApprovalStatus="Approved", SortBy="CreationTime",
-            SortOrder="Descending", MaxResults=1,
-        )["ModelPackageSummaryList"]  # fmt: skip
+            ModelPackageGroupName=group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )["ModelPackageSummaryList"]
     if not found:
         raise NotFound(f"model package group {group!r} has no approved version")
     return str(found[0]["ModelPackageArn"])
@@ -204,8 +216,15 @@ def execution_arn(aws: Aws, execution: str) -> str:
 
 
 # ListPipelineExecutionSteps tells a step's type by the key of its Metadata.
-_STEP_TYPES = {"ProcessingJob": "Processing", "TrainingJob": "Training", "Condition": "Condition",
-               "Fail": "Fail", "RegisterModel": "RegisterModel", "Model": "Model", "TuningJob": "Tuning"}  # fmt: skip
+_STEP_TYPES = {
+    "ProcessingJob": "Processing",
+    "TrainingJob": "Training",
+    "Condition": "Condition",
+    "Fail": "Fail",
+    "RegisterModel": "RegisterModel",
+    "Model": "Model",
+    "TuningJob": "Tuning",
+}
 
 
 @dataclass(frozen=True)

@@ -360,8 +360,12 @@ def summarize_cloud(aws: Any, execution: str, scratch: Path) -> ExecutionSummary
     profile = (
         _download(aws, outputs["profile"], scratch / "profile") if "profile" in outputs else None
     )
-    extra = {"mlops.target": "aws", "mlops.stage": aws.stage.name, "mlops.pipeline": aws.stage.pipeline_name,
-             "mlops.execution_arn": arn}  # fmt: skip
+    extra = {
+        "mlops.target": "aws",
+        "mlops.stage": aws.stage.name,
+        "mlops.pipeline": aws.stage.pipeline_name,
+        "mlops.execution_arn": arn,
+    }
     if reason := described.get("FailureReason"):
         extra["mlops.failure_reason"] = reason
     extra.update(tuning)

@@ -212,8 +212,10 @@ def read_baseline(directory: Path) -> Baseline:
     for name in (STATISTICS_FILE, CONSTRAINTS_FILE):
         path = directory / name
         if not path.exists():
-            raise JobError(f"{directory} has no {name}; a baseline needs {STATISTICS_FILE} and "
-                           f"{CONSTRAINTS_FILE} (mlops monitor baseline VERSION writes them)")  # fmt: skip
+            raise JobError(
+                f"{directory} has no {name}; a baseline needs {STATISTICS_FILE} and "
+                f"{CONSTRAINTS_FILE} (mlops monitor baseline VERSION writes them)"
+            )
         try:
             documents[name] = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:

@@ -191,9 +191,13 @@ def _confusion_figure(labels: list[str], matrix: np.ndarray) -> Figure:
     threshold = matrix.max() / 2 if matrix.size else 0
     for (row, col), count in np.ndenumerate(matrix):
         axes.text(
-            col, row, str(count), ha="center", va="center",
+            col,
+            row,
+            str(count),
+            ha="center",
+            va="center",
             color="white" if count > threshold else "#1f2933",
-        )  # fmt: skip
+        )
     _labels(axes, "Confusion matrix", "predicted class", "true class")
     return figure
 
@@ -332,9 +336,10 @@ def _profile_sections(profile: dict[str, Any] | None) -> list[Section]:
         for name, s in profile.get("numeric_summary", {}).items()
     ]
     if numeric_rows:
-        section.table(["Numeric feature", "Missing", "Mean", "Std", "Min", "Median", "Max"], [
-            [n, m, *("" if v is None else v for v in rest)] for n, m, *rest in numeric_rows
-        ])  # fmt: skip
+        section.table(
+            ["Numeric feature", "Missing", "Mean", "Std", "Min", "Median", "Max"],
+            [[n, m, *("" if v is None else v for v in rest)] for n, m, *rest in numeric_rows],
+        )
     categorical_rows = [
         [
             name,

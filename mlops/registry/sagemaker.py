@@ -83,10 +83,18 @@ class SageMakerModelRegistry:
         raise NotFound(f"model package group {group!r} has no version {version}")
 
     def create_model_package(
-        self, group: str, *, model_data_url: str, image_uri: str, approval_status: str,
-        metrics: dict[str, Any], metadata: dict[str, str], content_types: list[str], response_types: list[str],
+        self,
+        group: str,
+        *,
+        model_data_url: str,
+        image_uri: str,
+        approval_status: str,
+        metrics: dict[str, Any],
+        metadata: dict[str, str],
+        content_types: list[str],
+        response_types: list[str],
         drift_baseline: dict[str, str] | None = None,
-    ) -> ModelPackage:  # fmt: skip
+    ) -> ModelPackage:
         check_status(approval_status)
         self._check_group(group)
         with explained("sagemaker:CreateModelPackage", f"model package group {group}"):

@@ -34,7 +34,12 @@ RANDOM = {
     "ParameterRanges": {
         "ContinuousParameterRanges": [
             {"Name": "lr", "MinValue": "0.001", "MaxValue": "0.5", "ScalingType": "Logarithmic"},
-            {"Name": "keep", "MinValue": "0.9", "MaxValue": "0.999", "ScalingType": "ReverseLogarithmic"},
+            {
+                "Name": "keep",
+                "MinValue": "0.9",
+                "MaxValue": "0.999",
+                "ScalingType": "ReverseLogarithmic",
+            },
         ],
         "IntegerParameterRanges": [
             {"Name": "depth", "MinValue": "2", "MaxValue": "6", "ScalingType": "Linear"},
@@ -42,7 +47,7 @@ RANDOM = {
         ],
         "CategoricalParameterRanges": [{"Name": "kind", "Values": ["a", "b"]}],
     },
-}  # fmt: skip
+}
 
 
 def test_random_sampling_is_seeded_and_stays_in_its_ranges() -> None:
@@ -122,11 +127,19 @@ def test_the_best_trial_is_chosen_by_the_objective_and_its_direction() -> None:
     ]
     # Ties keep the trials' order; failed trials come last whatever the direction.
     assert [t.name for t in rank(trials, "Maximize")] == [
-        "t-003", "t-005", "t-001", "t-004", "t-002",
-    ]  # fmt: skip
+        "t-003",
+        "t-005",
+        "t-001",
+        "t-004",
+        "t-002",
+    ]
     assert [t.name for t in rank(trials, "Minimize")] == [
-        "t-004", "t-001", "t-003", "t-005", "t-002",
-    ]  # fmt: skip
+        "t-004",
+        "t-001",
+        "t-003",
+        "t-005",
+        "t-002",
+    ]
     with pytest.raises(TuningError, match="use Maximize or Minimize"):
         rank(trials, "Max")
 
