@@ -24,6 +24,7 @@ from constructs import Construct
 from infra.foundation import FoundationStack
 from infra.settings import MonitoringSettings
 from mlops.errors import MlopsError
+from sagemaker_jobs.baseline import column_name
 
 # The accounts that publish the Model Monitor analyzer image (sagemaker-model-monitor-analyzer),
 # as in the SageMaker SDK's image_uri_config/model-monitor.json (a test keeps them equal).
@@ -185,7 +186,8 @@ class DataQualityMonitor(Construct):
         self.drift_metrics = {
             feature: cloudwatch.Metric(
                 namespace=DATA_METRICS,
-                metric_name=f"feature_baseline_drift_{feature}",
+                metric_name=f"feature_baseline_drift_{column_name(position)}",
+                label=f"{feature} ({column_name(position)})",
                 dimensions_map={
                     "Endpoint": endpoint_name,
                     "MonitoringSchedule": self.schedule_name,
@@ -193,7 +195,7 @@ class DataQualityMonitor(Construct):
                 statistic="Maximum",
                 period=cdk.Duration.hours(1),
             )
-            for feature in settings.features
+            for position, feature in enumerate(settings.features)
         }
         self.alarm = cloudwatch.Alarm(
             self,

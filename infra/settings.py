@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlops.errors import MlopsError
 from sagemaker_jobs.tuning import TuningSettings
@@ -32,13 +32,23 @@ class MonitoringSettings(BaseModel):
     max_runtime_minutes: int = Field(
         50, ge=1, le=60, description="an hourly schedule allows at most 60 minutes per run"
     )
+    # Model Monitor names header-less CSV columns by position (_c0, _c1, ...), and so does our
+    # baseline: the i-th feature's metric is feature_baseline_drift__c<i>, so order matters.
     features: list[str] = Field(
         min_length=1,
-        description="features whose feature_baseline_drift_<name> metric the alarm watches",
+        description="the model's feature columns in training order (the baseline's schema.json)",
     )
     drift_threshold: float = Field(
         0.1, gt=0, le=1, description="the baseline distance that fires the alarm (as constraints)"
     )
+
+    @field_validator("features")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a feature twice; give each feature once, in training order")
+        return value
+
     retrain: bool = Field(True, description="the alarm starts the stage's SageMaker pipeline")
     retrain_parameters: dict[str, str] = Field(
         default_factory=dict, description="pipeline parameters for a retraining execution"

@@ -7,12 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from infra import build_app
 from infra.model_monitor import ANALYZER_ACCOUNTS, analyzer_image
 from infra.settings import load_context
 from mlops.errors import MlopsError
+from mlops.local import DEMO_DATA, DEMO_TARGET
+from sagemaker_jobs.data import DataSpec, Schema, prepare
 
 from .conftest import load_templates, resources
 
@@ -130,6 +133,12 @@ def test_the_monitor_role_reads_captures_and_baselines_and_writes_only_reports(
     assert bucket.removeprefix("arn:${AWS::Partition}:s3:::") in names
 
 
+def demo_schema() -> Schema:
+    """The schema preprocess derives from the demo data: its feature order is the baseline's."""
+    _, schema = prepare(pd.read_csv(DEMO_DATA), DataSpec(target=DEMO_TARGET))
+    return schema
+
+
 def test_drift_on_a_watched_feature_alarms_and_starts_the_retraining_pipeline(
     prod: dict[str, Any],
 ) -> None:
@@ -143,8 +152,11 @@ def test_drift_on_a_watched_feature_alarms_and_starts_the_retraining_pipeline(
     (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
     watched = [m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m]
     assert expression["Expression"] == f"MAX([{', '.join(m['Id'] for m in alarm['Metrics'][1:])}])"
+    # Model Monitor names metrics after the baseline's positional column names (_c0, _c1, ...),
+    # so the watched list must be the model's features in training order: the demo's here.
+    assert features == list(demo_schema().features)
     assert [w["Metric"]["MetricName"] for w in watched] == [
-        f"feature_baseline_drift_{f}" for f in features
+        f"feature_baseline_drift__c{i}" for i in range(len(features))
     ]
     assert {json.dumps(w["Metric"]["Dimensions"]) for w in watched} == {
         json.dumps(
@@ -204,7 +216,8 @@ def test_the_dashboard_answers_the_grafana_questions_from_sagemaker_metrics(
         '"OverheadLatency"',
         '"CPUUtilization"',
         '"MemoryUtilization"',
-        '"feature_baseline_drift_island"',
+        '"feature_baseline_drift__c0"',
+        '"label":"island (_c0)"',
     ):
         assert metric in body
     assert '"stat":"p90"' in body and '"expression":"100 * (e4 + e5) / inv"' in body
@@ -243,6 +256,7 @@ def test_a_baseline_from_context_is_used_as_given(tmp_path: Path) -> None:
         ({"serverless": True}, "monitoring needs captured traffic"),
         ({"data_capture_percent": 0}, "monitoring needs captured traffic"),
         ({"monitoring": {"features": []}}, "features"),
+        ({"monitoring": {"features": ["x", "x"]}}, "lists a feature twice"),
         ({"monitoring": {"features": ["x"], "schedule": "rate(1 hour)"}}, "schedule"),
         ({"monitoring": {"features": ["x"], "max_runtime_minutes": 90}}, "max_runtime_minutes"),
         ({"context": {"baseline_uri": "my-bucket/baseline"}}, "is not an S3 folder"),
