@@ -35,9 +35,12 @@ class LocalObjectStore:
             raise MlopsError(f"{uri!r} is not an s3://bucket/key URI")
         if bucket.startswith("."):
             raise MlopsError(f"{uri!r}: a bucket name starts with a letter or digit")
+        root = self.root.resolve()
         path = (self.root / bucket / key.lstrip("/")).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            raise MlopsError(f"{uri!r} points outside the object store")
+        # '..' in a key must not reach outside, nor into the blobs a digest vouches for.
+        inside = path.relative_to(root).parts if path.is_relative_to(root) else (".",)
+        if not inside or inside[0].startswith("."):
+            raise MlopsError(f"{uri!r} points outside the object store's buckets")
         return path
 
     def uri_for(self, path: Path) -> str:

@@ -266,3 +266,15 @@ def test_home_from_env_reads_the_process_environment(
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "from-env"))
 
     assert Home.from_env().root == (tmp_path / "from-env").resolve()
+
+
+def test_a_key_cannot_climb_into_the_stores_own_folders(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "store")
+    for uri in (
+        "s3://b/../.blobs/ab/cd",
+        "s3://b/../.index/b/k",
+        "s3://b/../../outside",
+        "s3://b/..",
+    ):
+        with pytest.raises(MlopsError, match="outside the object store"):
+            store.path_for(uri)
