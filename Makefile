@@ -58,7 +58,9 @@ ci-build: check test synth ## CI: check, test, synth
 
 ci-deploy: install ## CI: deploy STAGE with the latest approved model package of the group
 	arn=$$($(BIN)/mlops models latest-approved --target aws --stage $(STAGE)) && \
-	$(CDK) deploy "mlops-$(STAGE)-*" -c stage=$(STAGE) -c model_package_arn=$$arn --require-approval never
+	baseline=$$($(BIN)/mlops monitor baseline $${arn##*/} --uri --target aws --stage $(STAGE)) && \
+	$(CDK) deploy "mlops-$(STAGE)-*" -c stage=$(STAGE) -c model_package_arn=$$arn \
+		-c baseline_uri=$$baseline --require-approval never
 	$(BIN)/mlops endpoint wait mlops-$(STAGE) --stage $(STAGE)  # fails if the update rolled back
 
 ci-smoke: install ## CI: invoke the STAGE endpoint with known rows and check the answer

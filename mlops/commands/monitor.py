@@ -109,12 +109,26 @@ def baseline(
     group: Annotated[str | None, GROUP_OPTION] = None,
     target: Annotated[str, TARGET_OPTION] = "local",
     stage: Annotated[str, STAGE_OPTION] = "dev",
+    uri: Annotated[
+        bool,
+        typer.Option(
+            "--uri", help="Only print the registered baseline's S3 folder (cdk -c baseline_uri=)."
+        ),
+    ] = False,
 ) -> None:
     """Write (or show) the Model Monitor baseline of a registered version."""
     from sagemaker_jobs.baseline import CONSTRAINTS_FILE, SCHEMA_FILE, STATISTICS_FILE
 
     where = _Target(target, stage, group)
     package = where.package(version)
+    if uri:
+        if not package.drift_baseline:
+            raise NotFound(
+                f"{package.group} version {version} registered no baseline (it predates them): "
+                "run the pipeline again, or pass -c baseline_uri= by hand"
+            )
+        out.print(package.drift_baseline["statistics"].rsplit("/", 1)[0])
+        return
     folder, how = where.baseline_dir(package, output)
     statistics = json.loads((folder / STATISTICS_FILE).read_text(encoding="utf-8"))
     out.print(

@@ -108,6 +108,9 @@ def test_baseline_is_downloaded_from_the_packages_drift_check_baselines(
     assert "(downloaded)" in capsys.readouterr().out
     for name in ("statistics.json", "constraints.json", "schema.json"):
         assert (tmp_path / "b" / name).read_bytes() == (demo[0] / name).read_bytes()
+    # What `make ci-deploy` hands to cdk as -c baseline_uri: the registered folder itself.
+    assert main(["monitor", "baseline", "1", "--uri", "--target", "aws"]) == 0
+    assert capsys.readouterr().out.strip() == BASELINE
 
 
 def test_drift_reads_the_endpoints_s3_captures(
