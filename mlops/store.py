@@ -114,7 +114,7 @@ class LocalObjectStore:
         link.replace(target)
         index = self._index(target)
         index.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(index, sha256.encode())
+        write_atomically(index, sha256.encode())
 
     def _file_digest(self, path: Path) -> str:
         index = self._index(path)
@@ -135,7 +135,7 @@ def _copy(source: Path, target: Path) -> None:
     tmp.replace(target)
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
+def write_atomically(target: Path, data: bytes) -> None:
     tmp = _temporary(target)
     tmp.write_bytes(data)
     tmp.replace(target)

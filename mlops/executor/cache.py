@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from mlops.errors import MlopsError
-from mlops.store import LocalObjectStore
+from mlops.store import LocalObjectStore, write_atomically
 
 # The step types SageMaker can cache (RegisterModel, Condition, Fail, Lambda, ... never are).
 CACHEABLE_TYPES = frozenset(
@@ -221,7 +221,7 @@ class StepCache:
         copies = []
         for index, ((step, name), source) in enumerate(sorted(property_files.items())):
             copy = f"{index}-{source.name}"
-            (folder / copy).write_bytes(source.read_bytes())
+            write_atomically(folder / copy, source.read_bytes())  # a lookup may be reading
             copies.append([step, name, copy])
         entry = {
             "key": identity.key,
@@ -232,9 +232,8 @@ class StepCache:
             "inputs": [asdict(a) for a in identity.inputs],
         }
         path = self.root / f"{identity.key}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(entry, indent=2, default=str), encoding="utf-8")
-        tmp.replace(path)
+        # Two runs in one home may save the same step at once: each writes its own temporary.
+        write_atomically(path, json.dumps(entry, indent=2, default=str).encode("utf-8"))
 
 
 def _pick(arguments: dict[str, Any], dotted: str) -> Any:
