@@ -224,7 +224,14 @@ def read_baseline(directory: Path) -> Baseline:
     schema_path = directory / SCHEMA_FILE
     named: list[tuple[str, str]] = []
     if schema_path.exists():
-        named = list(Schema.from_dict(json.loads(schema_path.read_text("utf-8"))).features.items())
+        try:
+            schema = Schema.from_dict(json.loads(schema_path.read_text("utf-8")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise JobError(
+                f"{schema_path} is not the schema preprocess writes ({exc!r}); delete it to name "
+                "features by Model Monitor's column names, or write the baseline again"
+            ) from exc
+        named = list(schema.features.items())
     try:
         by_column = {c["name"]: c for c in limits["features"]}
         features = []

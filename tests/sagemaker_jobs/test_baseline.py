@@ -82,6 +82,10 @@ def test_reading_a_baseline_maps_columns_back_to_feature_names(baseline_dir: Pat
     ]
     assert len(baseline.feature("body_mass_g").values) == baseline.item_count - 1  # one missing
 
+    for broken in ("{not json", '{"target": "species"}'):
+        (baseline_dir / "schema.json").write_text(broken)
+        with pytest.raises(JobError, match=r"schema\.json is not the schema preprocess writes"):
+            read_baseline(baseline_dir)
     (baseline_dir / "schema.json").unlink()  # e.g. a baseline Model Monitor suggested itself
     assert read_baseline(baseline_dir).features[1].name == "_c1"
     (baseline_dir / "constraints.json").unlink()
