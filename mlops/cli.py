@@ -29,6 +29,7 @@ from mlops.executor.records import (
 from mlops.home import Home
 from mlops.registry import LocalModelRegistry, ModelPackage, ModelRegistry
 from mlops.store import LocalObjectStore
+from sagemaker_jobs.contract import JobError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Build, run and inspect the pipeline.")
@@ -301,9 +302,16 @@ def _print_model_docs(package: ModelPackage) -> None:
     from mlops.model_card import LocalVersionFiles
 
     files = LocalVersionFiles(_home(), package)
-    out.print(f"Report:         {files.write_report(None)}")
-    files.write_card(None, "json")
-    out.print(f"Model card:     {files.write_card(None, 'markdown')} (and model-card.json)")
+    try:
+        out.print(f"Report:         {files.write_report(None)}")
+        files.write_card(None, "json")
+        out.print(f"Model card:     {files.write_card(None, 'markdown')} (and model-card.json)")
+    except (MlopsError, JobError) as exc:  # the model is registered: say so, do not fail the run
+        err.print(
+            f"[yellow]Warning:[/] the report or card of version {package.version} was not "
+            f"written: {exc}\n  retry with: mlops models report {package.version}; "
+            f"mlops models card {package.version}"
+        )
 
 
 def _metrics_line(package: ModelPackage) -> str:

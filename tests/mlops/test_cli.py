@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from mlops.cli import main
-from mlops.errors import MlopsError
+from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
 from mlops.registry import LocalModelRegistry
 
@@ -137,3 +138,24 @@ def test_importing_the_cli_pulls_in_no_heavy_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_report_that_cannot_be_written_warns_and_keeps_the_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The model is registered by then: a missing report is a warning with the retry command."""
+    from mlops import cli, model_card
+
+    class Unwritable:
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def write_report(self, output: object) -> str:
+            raise NotFound("no report.html beside evaluation.json")
+
+    monkeypatch.setattr(model_card, "LocalVersionFiles", Unwritable)
+    package = SimpleNamespace(version=7)
+    cli._print_model_docs(package)  # type: ignore[arg-type]
+    warning = capsys.readouterr().err
+    assert "version 7 was not written: no report.html beside evaluation.json" in warning
+    assert "mlops models report 7" in warning
