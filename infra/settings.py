@@ -119,8 +119,10 @@ class MlflowSettings(BaseModel):
 
     def server_arn(self, stage: str, region: str, account: str) -> str:
         """The tracking URI the CLI and the pipeline use (the sagemaker-mlflow plugin signs it)."""
+        partition = "aws-cn" if region.startswith("cn-") else "aws"  # China regions differ
         return (
-            f"arn:aws:sagemaker:{region}:{account}:mlflow-tracking-server/{self.server_name(stage)}"
+            f"arn:{partition}:sagemaker:{region}:{account}:mlflow-tracking-server/"
+            f"{self.server_name(stage)}"
         )
 
 

@@ -51,9 +51,18 @@ class MlflowTrackingServer(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ArtifactListing",
-                actions=["s3:ListBucket", "s3:GetBucketLocation"],
+                actions=["s3:ListBucket"],
                 resources=[bucket.bucket_arn],
                 conditions={"StringLike": {"s3:prefix": [f"{ARTIFACT_PREFIX}/*", ARTIFACT_PREFIX]}},
+            )
+        )
+        # Its own statement: a GetBucketLocation request has no s3:prefix, so the condition
+        # above would never allow it.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="BucketLocation",
+                actions=["s3:GetBucketLocation"],
+                resources=[bucket.bucket_arn],
             )
         )
         self.role.add_to_policy(

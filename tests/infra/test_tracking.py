@@ -59,6 +59,9 @@ def test_server_stores_artifacts_in_the_encrypted_artifacts_bucket(tracked: dict
     assert MlflowSettings().server_arn("dev", "us-east-1", "123456789012") == (
         "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/mlops-dev"
     )
+    assert MlflowSettings().server_arn("dev", "cn-north-1", "123456789012").startswith(
+        "arn:aws-cn:sagemaker:cn-north-1:"
+    )
 
 
 def test_server_role_reaches_its_prefix_and_the_key_only(tracked: dict[str, Any]) -> None:
@@ -68,7 +71,12 @@ def test_server_role_reaches_its_prefix_and_the_key_only(tracked: dict[str, Any]
         if p["PolicyName"].startswith("MlflowRole")
     ]
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
-    assert set(statements) == {"ArtifactObjects", "ArtifactListing", "ArtifactEncryption"}
+    assert set(statements) == {
+        "ArtifactObjects",
+        "ArtifactListing",
+        "BucketLocation",
+        "ArtifactEncryption",
+    }
     for statement in statements.values():
         assert statement["Effect"] == "Allow"
         assert not any("*" in action for action in statement["Action"])
@@ -76,6 +84,9 @@ def test_server_role_reaches_its_prefix_and_the_key_only(tracked: dict[str, Any]
     assert statements["ArtifactListing"]["Condition"] == {
         "StringLike": {"s3:prefix": ["mlflow/*", "mlflow"]}
     }
+    # GetBucketLocation carries no s3:prefix: under the listing's condition it would be denied.
+    assert statements["BucketLocation"]["Action"] == "s3:GetBucketLocation"
+    assert "Condition" not in statements["BucketLocation"]
     assert statements["ArtifactEncryption"]["Resource"]["Fn::GetAtt"][0].startswith("Key")
 
 
