@@ -227,8 +227,8 @@ class LocalEndpoints:
                 f"metrics port {metrics_port} is already in use; pick another --metrics-port "
                 "or pass 0 for a free one"
             )
-        if metrics_port == 0:
-            metrics_port = free_port()
+        while metrics_port == 0 or (metrics_port is not None and metrics_port == port):
+            metrics_port = free_port()  # the serving port is chosen but not bound yet
         capture_dir = folder / "capture" if capture_percent > 0 else None
         env = {
             **os.environ,

@@ -158,7 +158,12 @@ def rank(trials: list[Trial], direction: str) -> list[Trial]:
     """Completed trials best first by the objective and its direction, then the rest."""
     if direction not in ("Maximize", "Minimize"):
         raise TuningError(f"objective Type {direction!r}: use Maximize or Minimize")
-    scored = [t for t in trials if t.status == "Completed" and t.objective is not None]
+    # A NaN (a loose metric regex) has no order: such a trial ranks with the unscored ones.
+    scored = [
+        t
+        for t in trials
+        if t.status == "Completed" and t.objective is not None and math.isfinite(t.objective)
+    ]
     scored.sort(key=lambda t: t.objective or 0.0, reverse=direction == "Maximize")
     return scored + [t for t in trials if t not in scored]
 

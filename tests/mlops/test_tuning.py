@@ -117,6 +117,15 @@ def test_metrics_are_read_with_the_definition_regexes_last_value_wins() -> None:
         read_metrics(log, [{"Name": "m", "Regex": "m=.*"}])
 
 
+def test_a_nan_objective_never_wins() -> None:
+    trials = [
+        Trial("t-001", {}, "Completed", objective=float("nan")),
+        Trial("t-002", {}, "Completed", objective=0.4),
+    ]
+    for direction in ("Maximize", "Minimize"):
+        assert [t.name for t in rank(trials, direction)] == ["t-002", "t-001"]
+
+
 def test_the_best_trial_is_chosen_by_the_objective_and_its_direction() -> None:
     trials = [
         Trial("t-001", {}, "Completed", objective=0.5),
