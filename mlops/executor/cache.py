@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +162,16 @@ def output_artifacts(store: LocalObjectStore, outputs: dict[str, Any]) -> list[A
     ]
 
 
+# What the jobs import besides their own code: an upgrade changes the model, so the image.
+_JOB_LIBRARIES = ("scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "matplotlib")
+
+
 def code_digest(package: Path) -> str:
-    """sha256 over a source tree's Python files: the local stand-in for an image digest."""
+    """sha256 over a source tree's Python files and the jobs' library versions: the local
+    stand-in for an image digest."""
     digest = hashlib.sha256()
+    for library in _JOB_LIBRARIES:
+        digest.update(f"{library}=={metadata.version(library)}\0".encode())
     for path in sorted(package.rglob("*.py")):
         digest.update(f"{path.relative_to(package).as_posix()}\0".encode())
         digest.update(path.read_bytes())

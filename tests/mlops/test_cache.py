@@ -194,6 +194,19 @@ def test_the_job_code_hash_covers_names_and_bytes(tmp_path: Path) -> None:
     assert len({first, second, REAL_CODE_DIGEST(package)}) == 3
 
 
+def test_a_library_upgrade_changes_the_job_code_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Locally the image tag never changes, so an upgraded scikit-learn must miss the cache."""
+    (tmp_path / "train.py").write_text("x = 1\n", encoding="utf-8")
+    before = REAL_CODE_DIGEST(tmp_path)
+    real = cache.metadata.version
+    monkeypatch.setattr(
+        cache.metadata, "version", lambda name: "99.0" if name == "scikit-learn" else real(name)
+    )
+    assert REAL_CODE_DIGEST(tmp_path) != before
+
+
 def test_a_run_older_than_expire_after_is_not_reused(home: Home, store: LocalObjectStore) -> None:
     _executor(home).run(definition(), {})
     later = _executor(home)
