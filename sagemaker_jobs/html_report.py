@@ -36,7 +36,11 @@ p.note { font-size: .9rem; color: #52606d; }
 
 def new_figure(width: float = 5.0, height: float = 4.0) -> Figure:
     """A figure not registered with pyplot, so nothing leaks between plots or threads."""
+    import matplotlib
     from matplotlib.figure import Figure
+
+    # Labels are data (feature and category names): "$5-$10" is text, not math to typeset.
+    matplotlib.rcParams["text.parse_math"] = False
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 

@@ -21,3 +21,13 @@ def test_a_page_escapes_text_and_its_figures_load_in_chromium(tmp_path: Path) ->
     assert '<td class="num">0.5</td>' in text
     rendered = render(page)
     assert (rendered.images_total, rendered.images_loaded) == (1, 1)
+
+
+def test_labels_from_data_are_text_even_with_dollar_signs(tmp_path: Path) -> None:
+    figure = new_figure()
+    axes = figure.add_subplot()
+    axes.bar(["$5-$10", "under $5", "x^{2"], [1, 2, 3])  # mathtext would raise on these
+    axes.set_title("price band $")
+    section = Section("Categories").figure("bands", figure)
+    page = write_page(tmp_path / "report.html", "Title", "sub", [section])
+    assert render(page).images_loaded == 1
