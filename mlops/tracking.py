@@ -30,14 +30,13 @@ from mlops.errors import MlopsError
 from mlops.executor.records import ExecutionRecord
 from mlops.home import Home
 from mlops.store import LocalObjectStore
+from sagemaker_jobs.metric_directions import higher_is_better
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXECUTION_TAG = "mlops.execution_id"
 COMPLETE_TAG = "mlops.logged"  # set last: a run without it is a failed attempt, replaced on retry
 GATE_TAG = "mlops.gate_metric"
 HYPERPARAMETER_PREFIX = "hp."
-# Evaluation metrics where a smaller value is better; every other metric is "higher is better".
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "mse", "log_loss", "mape"})
 _RUN_STATUS = {"Succeeded": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 _TRIAL_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests such runs under their parent
@@ -635,10 +634,6 @@ def _top_level(tags: Mapping[str, str]) -> bool:
     if PARENT_TAG in tags:
         return False
     return tags.get(COMPLETE_TAG) == "true" or EXECUTION_TAG not in tags
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric.lower() not in LOWER_IS_BETTER
 
 
 def _view(run: Any) -> RunView:

@@ -10,7 +10,8 @@ from sklearn import metrics as skm
 
 from sagemaker_jobs.contract import JobError
 
-# Metrics a quality gate may use: all are "higher is better".
+# Metrics a quality gate may use: all maximize (sagemaker_jobs.metric_directions), as the
+# gate condition is "at least the threshold".
 GATE_METRICS = {
     "classification": ("accuracy", "f1", "roc_auc"),
     "regression": ("r2",),

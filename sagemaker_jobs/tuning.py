@@ -14,19 +14,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sagemaker_jobs.hyperparameters import Hyperparameters
+from sagemaker_jobs.metric_directions import Direction, direction
 
 if TYPE_CHECKING:
     from sagemaker.mlops.workflow.steps import CacheConfig, TuningStep
 
 # What the training job prints after fitting (``validation:<name>=<value>``), and which way
 # each metric improves. Classification jobs print the first three, regression the last three.
-METRIC_DIRECTIONS: dict[str, Literal["Maximize", "Minimize"]] = {
-    "validation:accuracy": "Maximize",
-    "validation:f1": "Maximize",
-    "validation:roc_auc": "Maximize",
-    "validation:rmse": "Minimize",
-    "validation:mae": "Minimize",
-    "validation:r2": "Maximize",
+METRIC_DIRECTIONS: dict[str, Direction] = {
+    f"validation:{name}": direction(name)
+    for name in ("accuracy", "f1", "roc_auc", "rmse", "mae", "r2")
 }
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 

@@ -251,7 +251,7 @@ def _identical_params(result: Comparison) -> list[str]:
 
 def _table(result: Comparison) -> Table:
     """Runs as columns (best first), facts as rows: reads well for a handful of runs."""
-    from mlops.tracking import higher_is_better
+    from sagemaker_jobs.metric_directions import higher_is_better
 
     arrow = "↑" if result.higher_is_better else "↓"
     table = Table("", *(f"#{i} {run.name}" for i, run in enumerate(result.runs, 1)))

@@ -59,8 +59,10 @@ def test_server_stores_artifacts_in_the_encrypted_artifacts_bucket(tracked: dict
     assert MlflowSettings().server_arn("dev", "us-east-1", "123456789012") == (
         "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/mlops-dev"
     )
-    assert MlflowSettings().server_arn("dev", "cn-north-1", "123456789012").startswith(
-        "arn:aws-cn:sagemaker:cn-north-1:"
+    assert (
+        MlflowSettings()
+        .server_arn("dev", "cn-north-1", "123456789012")
+        .startswith("arn:aws-cn:sagemaker:cn-north-1:")
     )
 
 
