@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlops.errors import MlopsError, NotFound
@@ -102,3 +103,40 @@ def explained(action: str, resource: str = "", missing_hint: str = "") -> Iterat
         ):
             raise NotFound(f"{resource or action} does not exist. {missing_hint}".strip()) from exc
         raise MlopsError(f"{action}{on} failed: {code}: {message}") from exc
+
+
+# S3 ---------------------------------------------------------------------------------------
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` as (bucket, key). Not urlparse: keys may hold '#' and '?'."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket:
+        raise MlopsError(f"{uri!r} is not an s3://bucket/key URI")
+    return bucket, key
+
+
+def read_object(aws: Any, uri: str) -> bytes:
+    bucket, key = split_s3_uri(uri)
+    with explained("s3:GetObject", uri):
+        return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def download_prefix(aws: Any, uri: str, into: Path) -> Path:
+    """Every object under an S3 prefix (a processing output) into a local folder."""
+    bucket, prefix = split_s3_uri(uri)
+    prefix = prefix.rstrip("/")
+    s3 = aws.client("s3")
+    into.mkdir(parents=True, exist_ok=True)
+    with explained("s3:ListBucket", uri):
+        pages = list(
+            s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+        )
+    for page in pages:
+        for item in page.get("Contents", []):
+            relative = item["Key"][len(prefix) + 1 :]
+            target = (into / relative).resolve()
+            if not relative or not target.is_relative_to(into.resolve()):
+                continue  # a folder marker, or a key that would escape the folder
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with explained("s3:GetObject", f"s3://{bucket}/{item['Key']}"):
+                s3.download_file(bucket, item["Key"], str(target))
+    return into

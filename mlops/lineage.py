@@ -272,9 +272,9 @@ def _s3_ref(aws: Any, name: str, uri: str) -> ArtifactRef:
     (no object at the URI) has neither."""
     from botocore.exceptions import ClientError
 
-    from mlops.aws import explained
+    from mlops.aws import explained, split_s3_uri
 
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, key = split_s3_uri(uri)
     with explained("s3:HeadObject", uri):
         try:
             head = aws.client("s3").head_object(Bucket=bucket, Key=key)

@@ -495,9 +495,9 @@ class AwsVersionFiles(VersionFiles):
         self.evaluation_prefix = statistics.rsplit("/", 1)[0]
 
     def _get(self, uri: str) -> Any:
-        from mlops.aws import explained
+        from mlops.aws import explained, split_s3_uri
 
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        bucket, key = split_s3_uri(uri)
         with explained("s3:GetObject", uri):
             return self.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
 

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mlops.aws import read_object, split_s3_uri
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
 from mlops.registry import ModelPackage
@@ -14,11 +15,6 @@ from mlops.store import LocalObjectStore
 from sagemaker_jobs.baseline import CONSTRAINTS_FILE, SCHEMA_FILE, STATISTICS_FILE
 
 CaptureFiles = list[tuple[str, str]]  # (where, JSON Lines text)
-
-
-def _split_prefix(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
 
 
 def _sibling(uri: str, name: str) -> str:
@@ -95,14 +91,6 @@ def copy_baseline(source: Path, into: Path) -> Path:
 
 
 # AWS ------------------------------------------------------------------------------------------
-def _s3_read(aws: Any, uri: str) -> bytes:
-    from mlops.aws import explained
-
-    bucket, key = _split_prefix(uri)
-    with explained("s3:GetObject", uri):
-        return bytes(aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-
-
 def aws_baseline(aws: Any, package: ModelPackage, into: Path) -> Path:
     """Download the baseline SageMaker holds for this version (DriftCheckBaselines) into ``into``."""
     statistics = package.drift_baseline.get("statistics")
@@ -114,10 +102,10 @@ def aws_baseline(aws: Any, package: ModelPackage, into: Path) -> Path:
             "pipeline: run the pipeline again, or pass --baseline DIR"
         )
     into.mkdir(parents=True, exist_ok=True)
-    (into / STATISTICS_FILE).write_bytes(_s3_read(aws, statistics))
-    (into / CONSTRAINTS_FILE).write_bytes(_s3_read(aws, constraints))
+    (into / STATISTICS_FILE).write_bytes(read_object(aws, statistics))
+    (into / CONSTRAINTS_FILE).write_bytes(read_object(aws, constraints))
     try:  # the names of the _c<i> columns, written beside them by the preprocess job
-        (into / SCHEMA_FILE).write_bytes(_s3_read(aws, _sibling(statistics, SCHEMA_FILE)))
+        (into / SCHEMA_FILE).write_bytes(read_object(aws, _sibling(statistics, SCHEMA_FILE)))
     except NotFound:
         (into / SCHEMA_FILE).unlink(missing_ok=True)
     return into
@@ -146,7 +134,7 @@ def aws_captures(aws: Any, endpoint: str, max_files: int) -> CaptureFiles:
     from mlops.aws import explained
 
     prefix = f"{capture_destination(aws, endpoint)}/{endpoint}/"
-    bucket, key = _split_prefix(prefix)
+    bucket, key = split_s3_uri(prefix)
     objects: list[dict[str, Any]] = []
     with explained("s3:ListBucket", prefix):
         for page in (
@@ -160,6 +148,6 @@ def aws_captures(aws: Any, endpoint: str, max_files: int) -> CaptureFiles:
         )
     newest = sorted(objects, key=lambda o: o["Key"])[-max_files:]  # keys are yyyy/mm/dd/hh/...
     return [
-        (f"s3://{bucket}/{o['Key']}", _s3_read(aws, f"s3://{bucket}/{o['Key']}").decode("utf-8"))
+        (f"s3://{bucket}/{o['Key']}", read_object(aws, f"s3://{bucket}/{o['Key']}").decode("utf-8"))
         for o in newest
     ]

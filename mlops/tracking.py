@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mlops.aws import download_prefix
 from mlops.errors import MlopsError
 from mlops.executor.records import ExecutionRecord
 from mlops.home import Home
@@ -352,12 +353,14 @@ def summarize_cloud(aws: Any, execution: str, scratch: Path) -> ExecutionSummary
                     "metadata": model.get("CustomerMetadataProperties", {}),
                 }
     evaluation = (
-        _download(aws, outputs["evaluation"], scratch / "evaluation")
+        download_prefix(aws, outputs["evaluation"], scratch / "evaluation")
         if "evaluation" in outputs
         else None
     )
     profile = (
-        _download(aws, outputs["profile"], scratch / "profile") if "profile" in outputs else None
+        download_prefix(aws, outputs["profile"], scratch / "profile")
+        if "profile" in outputs
+        else None
     )
     extra = {
         "mlops.target": "aws",
@@ -437,31 +440,6 @@ def _pages(client: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any
         if not page.get("NextToken"):
             return
         kwargs["NextToken"] = page["NextToken"]
-
-
-def _download(aws: Any, uri: str, into: Path) -> Path:
-    """Every object under an S3 prefix (a processing output) into a local folder."""
-    from mlops.aws import explained
-
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    s3 = aws.client("s3")
-    into.mkdir(parents=True, exist_ok=True)
-    with explained("s3:ListBucket", uri):
-        pages = list(
-            s3.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix.rstrip("/") + "/"
-            )
-        )
-    for page in pages:
-        for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix.rstrip("/")) + 1 :]
-            target = (into / relative).resolve()
-            if not relative or not target.is_relative_to(into.resolve()):
-                continue  # a folder marker, or a key that would escape the scratch folder
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with explained("s3:GetObject", f"s3://{bucket}/{item['Key']}"):
-                s3.download_file(bucket, item["Key"], str(target))
-    return into
 
 
 # MLflow ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops.aws import Aws, explained
+from mlops.aws import Aws, explained, read_object
 from mlops.errors import MlopsError, NotFound
 from mlops.registry.base import ModelPackage
 from mlops.registry.local import check_status
@@ -45,9 +45,7 @@ class SageMakerModelRegistry:
         )
         if not uri:
             return {}
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        with explained("s3:GetObject", uri):
-            body = self.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        body = read_object(self.aws, uri)
         try:
             return dict(json.loads(body))
         except ValueError as exc:
