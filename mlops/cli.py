@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Column, Table
 
-from mlops.commands import experiments
+from mlops.commands import DEFAULT_GROUP, GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, experiments
 from mlops.commands import lineage as lineage_commands
 from mlops.commands import monitor as monitor_commands
 from mlops.endpoints import LocalEndpoints
@@ -48,19 +48,9 @@ app.command("lineage")(lineage_commands.lineage)
 _WIDTH = None if sys.stdout.isatty() else 200
 out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
-GROUP_OPTION = typer.Option("--group", "-g", help="Model Package Group.")
-DEFAULT_GROUP = "mlops-tabular"
 # Local and AWS listings share their columns, so scripts read both alike.
 STEP_COLUMNS = ("Step", "Type", "Status", "Seconds", "Cache hit", "Outputs / failure reason")
 EXECUTION_COLUMNS = ("Execution", "Status", "Started", "Seconds", "Failure reason")
-TARGET_OPTION = typer.Option(
-    "--target",
-    envvar="MLOPS_TARGET",
-    help="local (.mlops here) or aws (the deployed stage in SageMaker).",
-)
-STAGE_OPTION = typer.Option(
-    "--stage", envvar="MLOPS_STAGE", help="Stage in cdk.json, with --target aws."
-)
 TUNING_OPTION = typer.Option(
     "--tuning",
     help="Tuning settings (JSON/YAML): the Train step becomes a hyperparameter tuning job.",
@@ -428,9 +418,6 @@ def steps(
 
 
 # models --------------------------------------------------------------------------------
-MODELS_GROUP_OPTION = typer.Option(
-    "--group", "-g", help="Model Package Group (default: the stage's, or mlops-tabular)."
-)
 
 
 def _registry(target: str, stage: str, group: str | None) -> tuple[ModelRegistry, str]:
@@ -448,7 +435,7 @@ def _registry(target: str, stage: str, group: str | None) -> tuple[ModelRegistry
 
 @models_app.command("list")
 def models_list(
-    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    group: Annotated[str | None, GROUP_OPTION] = None,
     target: Annotated[str, TARGET_OPTION] = "local",
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
@@ -468,7 +455,7 @@ def models_list(
 
 @models_app.command("latest-approved")
 def models_latest_approved(
-    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    group: Annotated[str | None, GROUP_OPTION] = None,
     target: Annotated[str, TARGET_OPTION] = "local",
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
@@ -483,7 +470,7 @@ def models_latest_approved(
 @models_app.command("describe")
 def models_describe(
     version: int,
-    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    group: Annotated[str | None, GROUP_OPTION] = None,
     target: Annotated[str, TARGET_OPTION] = "local",
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
@@ -502,7 +489,7 @@ def models_card(
     version: int,
     format: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
     output: Annotated[Path | None, DOCS_OUTPUT_OPTION] = None,
-    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    group: Annotated[str | None, GROUP_OPTION] = None,
     target: Annotated[str, TARGET_OPTION] = "local",
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
@@ -519,7 +506,7 @@ def models_card(
 def models_report(
     version: int,
     output: Annotated[Path | None, DOCS_OUTPUT_OPTION] = None,
-    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    group: Annotated[str | None, GROUP_OPTION] = None,
     target: Annotated[str, TARGET_OPTION] = "local",
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
@@ -541,7 +528,7 @@ def _set_status(
 def models_approve(
     version: int,
     description: Annotated[str, typer.Option(help="Who approves and why.")] = "",
-    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    group: Annotated[str | None, GROUP_OPTION] = None,
     target: Annotated[str, TARGET_OPTION] = "local",
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
@@ -553,7 +540,7 @@ def models_approve(
 def models_reject(
     version: int,
     description: Annotated[str, typer.Option(help="Who rejects and why.")] = "",
-    group: Annotated[str | None, MODELS_GROUP_OPTION] = None,
+    group: Annotated[str | None, GROUP_OPTION] = None,
     target: Annotated[str, TARGET_OPTION] = "local",
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:

@@ -9,26 +9,19 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mlops.commands import DEFAULT_GROUP, GROUP_OPTION, STAGE_OPTION, TARGET_OPTION
 from mlops.errors import MlopsError
 from mlops.home import Home
 
-DEFAULT_GROUP = "mlops-tabular"
 _WIDTH = None if sys.stdout.isatty() else 200
 out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 
 
 def lineage(
     version: Annotated[int, typer.Argument(help="Model package version.")],
-    group: Annotated[
-        str | None,
-        typer.Option("--group", "-g", help="Model Package Group (default: the stage's)."),
-    ] = None,
-    target: Annotated[
-        str, typer.Option("--target", envvar="MLOPS_TARGET", help="local or aws.")
-    ] = "local",
-    stage: Annotated[
-        str, typer.Option("--stage", envvar="MLOPS_STAGE", help="Stage in cdk.json (aws).")
-    ] = "dev",
+    group: Annotated[str | None, GROUP_OPTION] = None,
+    target: Annotated[str, TARGET_OPTION] = "local",
+    stage: Annotated[str, STAGE_OPTION] = "dev",
     as_json: Annotated[bool, typer.Option("--json", help="Print the lineage as JSON.")] = False,
 ) -> None:
     """Trace a model version: data hash -> each step's image, code, inputs, outputs ->

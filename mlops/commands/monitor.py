@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mlops.commands import DEFAULT_GROUP, GROUP_OPTION, STAGE_OPTION, TARGET_OPTION
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
 from mlops.registry import ModelPackage
@@ -22,22 +23,12 @@ if TYPE_CHECKING:
 # Exit code when a check finds violations: like `diff`, 1 means "differs" while 2 stays
 # "bad arguments" and 3 "not found" (see mlops.errors), so a scheduler can tell them apart.
 VIOLATIONS_EXIT_CODE = 1
-DEFAULT_GROUP = "mlops-tabular"
 
 app = typer.Typer(
     no_args_is_help=True, help="Model Monitor baselines and drift of captured traffic."
 )
 # Piped output (logs, CI, README captures) is not cut to 80 columns, as in mlops.cli.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-TARGET_OPTION = typer.Option(
-    "--target", envvar="MLOPS_TARGET", help="local (.mlops here) or aws (the deployed stage)."
-)
-STAGE_OPTION = typer.Option(
-    "--stage", envvar="MLOPS_STAGE", help="Stage in cdk.json, with --target aws."
-)
-GROUP_OPTION = typer.Option(
-    "--group", "-g", help="Model Package Group (default: the stage's, or mlops-tabular)."
-)
 
 
 class _Target:
