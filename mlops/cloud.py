@@ -6,7 +6,6 @@ in CloudFormation: the data bucket is ``mlops-<stage>-data-<account>-<region>``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 from mlops.aws import Aws, explained
 from mlops.errors import ExecutionFailed, MlopsError, NotFound
 from mlops.executor.runner import resolve_parameters
-from sagemaker_jobs.digests import file_sha256
+from sagemaker_jobs.digests import file_sha256, tree_sha256
 
 
 def _files(source: Path) -> list[Path]:
@@ -41,11 +40,9 @@ def upload_data(aws: Aws, source: Path) -> str:
     files = _files(source)
     base = source if source.is_dir() else source.parent
     hashes = {path: file_sha256(path) for path in files}
-    digest = hashlib.sha256(
-        "".join(f"{p.relative_to(base)}\0{h}\n" for p, h in hashes.items()).encode()
-    )
+    digest = tree_sha256((p.relative_to(base).as_posix(), h) for p, h in hashes.items())
     bucket = data_bucket(aws)
-    prefix = f"datasets/{digest.hexdigest()[:16]}"
+    prefix = f"datasets/{digest[:16]}"
     s3 = aws.client("s3")
     hint = (
         f"`npx cdk deploy mlops-{aws.stage.name}-foundation -c stage={aws.stage.name}` creates it."

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
 from mlops.errors import MlopsError, NotFound
 from mlops.registry import ModelPackage
 from mlops.store import LocalObjectStore
-from sagemaker_jobs.digests import update_from_file
+from sagemaker_jobs.digests import dataset_sha256
 from sagemaker_jobs.pipeline import PipelineSettings
 from sagemaker_jobs.tuning import TuningSettings
 
@@ -94,12 +93,7 @@ def upload_dataset(store: LocalObjectStore, source: Path) -> str:
     files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
     if not files:
         raise MlopsError(f"data directory {source} is empty")
-    # Names count as well as bytes: a renamed file is a different data set, not a duplicate.
     base = source if source.is_dir() else source.parent
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(base)).encode() + b"\0")
-        update_from_file(digest, path)
-    prefix = f"s3://{LOCAL_BUCKET}/datasets/{digest.hexdigest()[:16]}"
+    prefix = f"s3://{LOCAL_BUCKET}/datasets/{dataset_sha256(files, base)[:16]}"
     uri = prefix if source.is_dir() else f"{prefix}/{source.name}"
     return store.put(source, uri)

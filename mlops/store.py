@@ -12,14 +12,13 @@ readers get copies (``get``), so nothing writes into a blob another key shares.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
 from pathlib import Path
 
 from mlops.errors import MlopsError, NotFound
-from sagemaker_jobs.digests import file_sha256
+from sagemaker_jobs.digests import file_sha256, tree_sha256
 
 BLOBS, INDEX = ".blobs", ".index"
 
@@ -83,12 +82,11 @@ class LocalObjectStore:
             return self._file_digest(path)
         if not path.is_dir():
             raise NotFound(f"no object or prefix at {uri} (local store: {path})")
-        listing = hashlib.sha256()
-        for item in sorted(p for p in path.rglob("*") if p.is_file()):
-            listing.update(
-                f"{item.relative_to(path).as_posix()}\0{self._file_digest(item)}\n".encode()
-            )
-        return listing.hexdigest()
+        return tree_sha256(
+            (item.relative_to(path).as_posix(), self._file_digest(item))
+            for item in path.rglob("*")
+            if item.is_file()
+        )
 
     def blob_count(self) -> int:
         """How many distinct contents the store holds."""

@@ -198,13 +198,17 @@ def test_a_prefix_digest_covers_names_and_bytes(tmp_path: Path, store: LocalObje
     folder = tmp_path / "out"
     folder.mkdir()
     (folder / "a.csv").write_text("1", encoding="utf-8")
+    # One file is its own sha256: the data set a file upload and a folder upload name alike.
+    store.put(folder, "s3://bucket/single")
+    assert store.digest("s3://bucket/single") == file_sha256(folder / "a.csv")
+    (folder / "c.csv").write_text("2", encoding="utf-8")
     store.put(folder, "s3://bucket/p1")
     store.put(folder, "s3://bucket/p2")
     (folder / "a.csv").rename(folder / "b.csv")
     store.put(folder, "s3://bucket/p3")
 
     assert store.digest("s3://bucket/p1/") == store.digest("s3://bucket/p2")
-    assert store.digest("s3://bucket/p3") != store.digest("s3://bucket/p1")
+    assert store.digest("s3://bucket/p3") != store.digest("s3://bucket/p1")  # renamed
     with pytest.raises(NotFound):
         store.digest("s3://bucket/missing")
 
@@ -278,3 +282,18 @@ def test_a_key_cannot_climb_into_the_stores_own_folders(tmp_path: Path) -> None:
     ):
         with pytest.raises(MlopsError, match="outside the object store"):
             store.path_for(uri)
+
+
+def test_a_prefix_digest_is_the_data_set_hash_preprocess_records(
+    tmp_path: Path, store: LocalObjectStore
+) -> None:
+    """Lineage compares the two: the store's digest of the uploaded prefix and DatasetSha256."""
+    from sagemaker_jobs.digests import dataset_sha256
+
+    folder = tmp_path / "data"
+    (folder / "part").mkdir(parents=True)
+    (folder / "a.csv").write_text("x\n1\n", encoding="utf-8")
+    (folder / "part" / "b.csv").write_text("x\n2\n", encoding="utf-8")
+    store.put(folder, "s3://bucket/datasets/d")
+    files = sorted(p for p in folder.rglob("*.csv"))
+    assert store.digest("s3://bucket/datasets/d") == dataset_sha256(files, folder)

@@ -21,7 +21,7 @@ from sagemaker_jobs.data import (
     read_table,
     split,
 )
-from sagemaker_jobs.digests import files_sha256
+from sagemaker_jobs.digests import dataset_sha256
 
 LOGGER = "sagemaker_jobs.data"
 
@@ -423,7 +423,7 @@ def test_split_explains_when_there_are_too_few_rows() -> None:
 def test_profile_describes_a_classification_table(tmp_path: Path) -> None:
     raw = tmp_path / "raw.csv"
     raw.write_text("size,colour,label\n", encoding="utf-8")
-    digest = files_sha256([raw])
+    digest = dataset_sha256([raw], tmp_path)
     assert digest == hashlib.sha256(raw.read_bytes()).hexdigest()
     table = pd.DataFrame(
         {
