@@ -8,7 +8,7 @@ from pathlib import Path
 from mlops.errors import MlopsError, NotFound
 from mlops.registry import ModelPackage
 from mlops.store import LocalObjectStore
-from sagemaker_jobs.digests import dataset_sha256
+from sagemaker_jobs.digests import file_entries, tree_sha256
 from sagemaker_jobs.pipeline import PipelineSettings
 from sagemaker_jobs.tuning import TuningSettings
 
@@ -94,6 +94,6 @@ def upload_dataset(store: LocalObjectStore, source: Path) -> str:
     if not files:
         raise MlopsError(f"data directory {source} is empty")
     base = source if source.is_dir() else source.parent
-    prefix = f"s3://{LOCAL_BUCKET}/datasets/{dataset_sha256(files, base)[:16]}"
+    prefix = f"s3://{LOCAL_BUCKET}/datasets/{tree_sha256(file_entries(files, base))[:16]}"
     uri = prefix if source.is_dir() else f"{prefix}/{source.name}"
     return store.put(source, uri)

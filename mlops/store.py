@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from mlops.errors import MlopsError, NotFound
-from sagemaker_jobs.digests import file_sha256, tree_sha256
+from sagemaker_jobs.digests import dataset_sha256, file_sha256
 
 BLOBS, INDEX = ".blobs", ".index"
 
@@ -82,7 +82,7 @@ class LocalObjectStore:
             return self._file_digest(path)
         if not path.is_dir():
             raise NotFound(f"no object or prefix at {uri} (local store: {path})")
-        return tree_sha256(
+        return dataset_sha256(
             (item.relative_to(path).as_posix(), self._file_digest(item))
             for item in path.rglob("*")
             if item.is_file()

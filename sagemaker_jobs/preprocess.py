@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from sagemaker_jobs import baseline, data
 from sagemaker_jobs.contract import JobError, Paths, run_job, write_json
-from sagemaker_jobs.digests import dataset_sha256
+from sagemaker_jobs.digests import dataset_sha256, file_entries
 
 log = logging.getLogger("sagemaker_jobs.preprocess")  # not __main__ under python -m
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
         table,
         schema,
         raw_rows=len(raw),
-        sha256=dataset_sha256(files, source if source.is_dir() else source.parent),
+        sha256=dataset_sha256(file_entries(files, source if source.is_dir() else source.parent)),
     )
     for name, part in zip(SPLITS, parts, strict=True):
         target_dir = out / name

@@ -288,7 +288,7 @@ def test_a_prefix_digest_is_the_data_set_hash_preprocess_records(
     tmp_path: Path, store: LocalObjectStore
 ) -> None:
     """Lineage compares the two: the store's digest of the uploaded prefix and DatasetSha256."""
-    from sagemaker_jobs.digests import dataset_sha256
+    from sagemaker_jobs.digests import dataset_sha256, file_entries
 
     folder = tmp_path / "data"
     (folder / "part").mkdir(parents=True)
@@ -296,4 +296,4 @@ def test_a_prefix_digest_is_the_data_set_hash_preprocess_records(
     (folder / "part" / "b.csv").write_text("x\n2\n", encoding="utf-8")
     store.put(folder, "s3://bucket/datasets/d")
     files = sorted(p for p in folder.rglob("*.csv"))
-    assert store.digest("s3://bucket/datasets/d") == dataset_sha256(files, folder)
+    assert store.digest("s3://bucket/datasets/d") == dataset_sha256(file_entries(files, folder))

@@ -21,7 +21,7 @@ from sagemaker_jobs.data import (
     read_table,
     split,
 )
-from sagemaker_jobs.digests import dataset_sha256
+from sagemaker_jobs.digests import dataset_sha256, file_entries
 
 LOGGER = "sagemaker_jobs.data"
 
@@ -423,7 +423,7 @@ def test_split_explains_when_there_are_too_few_rows() -> None:
 def test_profile_describes_a_classification_table(tmp_path: Path) -> None:
     raw = tmp_path / "raw.csv"
     raw.write_text("size,colour,label\n", encoding="utf-8")
-    digest = dataset_sha256([raw], tmp_path)
+    digest = dataset_sha256(file_entries([raw], tmp_path))
     assert digest == hashlib.sha256(raw.read_bytes()).hexdigest()
     table = pd.DataFrame(
         {
