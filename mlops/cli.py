@@ -12,13 +12,22 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.status import Status
-from rich.table import Column, Table
+from rich.table import Table
 
-from mlops.commands import DEFAULT_GROUP, GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, experiments
+from mlops.commands import (
+    STAGE_OPTION,
+    TARGET_OPTION,
+    aws_for,
+    current_home,
+    endpoint,
+    err,
+    experiments,
+    models,
+    out,
+)
 from mlops.commands import lineage as lineage_commands
 from mlops.commands import monitor as monitor_commands
-from mlops.endpoints import LocalEndpoints
-from mlops.errors import ExecutionFailed, MlopsError, NotFound
+from mlops.errors import ExecutionFailed, MlopsError
 from mlops.executor.records import (
     EXECUTION_FILE,
     ExecutionRecord,
@@ -26,28 +35,24 @@ from mlops.executor.records import (
     find_execution,
     list_executions,
 )
-from mlops.home import Home
-from mlops.registry import LocalModelRegistry, ModelPackage, ModelRegistry
+from mlops.registry import LocalModelRegistry, ModelPackage
 from mlops.store import LocalObjectStore
 from sagemaker_jobs.contract import JobError
 
+# The composition root: every command group, registered once.
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Build, run and inspect the pipeline.")
-models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
-app.add_typer(pipeline_app, name="pipeline")
 data_app = typer.Typer(no_args_is_help=True, help="Data sets: upload for a pipeline run.")
+app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(data_app, name="data")
-endpoint_app = typer.Typer(no_args_is_help=True, help="Local endpoints running the model server.")
-app.add_typer(models_app, name="models")
-app.add_typer(endpoint_app, name="endpoint")
+app.add_typer(models.app, name="models")
+app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(experiments.app, name="experiments", no_args_is_help=True)
 app.add_typer(monitor_commands.app, name="monitor", no_args_is_help=True)
 app.command("lineage")(lineage_commands.lineage)
+app.command("serve")(endpoint.serve)
+app.command("transform")(endpoint.transform)
 
-# Piped output (logs, CI, README captures) is not cut to 80 columns.
-_WIDTH = None if sys.stdout.isatty() else 200
-out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 # Local and AWS listings share their columns, so scripts read both alike.
 STEP_COLUMNS = ("Step", "Type", "Status", "Seconds", "Cache hit", "Outputs / failure reason")
 EXECUTION_COLUMNS = ("Execution", "Status", "Started", "Seconds", "Failure reason")
@@ -55,14 +60,6 @@ TUNING_OPTION = typer.Option(
     "--tuning",
     help="Tuning settings (JSON/YAML): the Train step becomes a hyperparameter tuning job.",
 )
-
-
-def _status_column() -> Column:  # a fresh one per table: a Column holds its table's cells
-    return Column("Status", no_wrap=True, min_width=len("PendingManualApproval"))
-
-
-def _home() -> Home:
-    return Home.from_env()
 
 
 # pipeline ------------------------------------------------------------------------------
@@ -93,7 +90,7 @@ def definition(
 
         from mlops.cloud import deployed_definition
 
-        remote = json.dumps(deployed_definition(_aws(stage)), indent=2, sort_keys=True)
+        remote = json.dumps(deployed_definition(aws_for(stage)), indent=2, sort_keys=True)
         diff = list(
             difflib.unified_diff(
                 body.splitlines(),
@@ -207,7 +204,7 @@ def run(
     overrides = _parse_params(param or [])
     if data is not None and not target and "TargetColumn" not in overrides:
         raise MlopsError("--data needs --target COLUMN: the name of the column to predict")
-    home = _home()
+    home = current_home()
     store = LocalObjectStore(home.store)
     source = data or DEMO_DATA
     overrides.setdefault("InputDataUri", upload_dataset(store, source))
@@ -276,7 +273,7 @@ def _print_summary(
     group, version = arn.split("/")[-2], int(arn.split("/")[-1])
     package = registry.describe_model_package(group, version)
     gate = package.metrics.get("quality_gate", {})
-    out.print(f"Metrics:        {_metrics_line(package)}")
+    out.print(f"Metrics:        {models.metrics_line(package)}")
     out.print(
         f"Quality gate:   {gate.get('metric')} = {gate.get('value')} "
         f">= {record.parameters.get('QualityThreshold')}"
@@ -291,7 +288,7 @@ def _print_model_docs(package: ModelPackage) -> None:
     """Every registered version gets its evaluation report and model card beside it."""
     from mlops.model_card import LocalVersionFiles
 
-    files = LocalVersionFiles(_home(), package)
+    files = LocalVersionFiles(current_home(), package)
     try:
         out.print(f"Report:         {files.write_report(None)}")
         files.write_card(None, "json")
@@ -302,11 +299,6 @@ def _print_model_docs(package: ModelPackage) -> None:
             f"written: {exc}\n  retry with: mlops models report {package.version}; "
             f"mlops models card {package.version}"
         )
-
-
-def _metrics_line(package: ModelPackage) -> str:
-    metrics = package.metrics.get("metrics", {})
-    return ", ".join(f"{k}={v.get('value')}" for k, v in metrics.items()) or "-"
 
 
 @pipeline_app.command("executions")
@@ -320,7 +312,7 @@ def executions(
         from mlops.cloud import list_executions as cloud_executions
 
         table = Table(*EXECUTION_COLUMNS)
-        for execution in cloud_executions(_aws(stage), limit):
+        for execution in cloud_executions(aws_for(stage), limit):
             table.add_row(
                 execution.execution_id,
                 execution.status,
@@ -333,7 +325,7 @@ def executions(
     if target != "local":
         raise MlopsError(f"--target {target!r}: use local or aws")
     table = Table(*EXECUTION_COLUMNS)
-    for record in list_executions(_home().runs)[:limit]:
+    for record in list_executions(current_home().runs)[:limit]:
         seconds = sum(s.seconds or 0 for s in record.steps)
         table.add_row(
             record.execution_id,
@@ -350,7 +342,7 @@ def _cloud_steps(execution: str, stage: str, watch: bool, interval: float) -> No
 
     from mlops.cloud import execution_arn, execution_steps
 
-    aws = _aws(stage)
+    aws = aws_for(stage)
     arn = execution_arn(aws, execution)
     while True:
         status, found = execution_steps(aws, arn)
@@ -386,7 +378,7 @@ def steps(
         return
     if target != "local":
         raise MlopsError(f"--target {target!r}: use local or aws")
-    record = find_execution(_home().runs, execution)
+    record = find_execution(current_home().runs, execution)
     out.print(f"Execution {record.execution_id}: {record.status}")
     table = Table(*STEP_COLUMNS)
     for step in record.steps:
@@ -420,139 +412,7 @@ def steps(
 # models --------------------------------------------------------------------------------
 
 
-def _registry(target: str, stage: str, group: str | None) -> tuple[ModelRegistry, str]:
-    """The registry the target names, and the group to use in it."""
-    if target == "local":
-        return LocalModelRegistry(_home().registry), group or DEFAULT_GROUP
-    if target == "aws":
-        from mlops.aws import Aws, Stage
-        from mlops.registry.sagemaker import SageMakerModelRegistry
-
-        deployed = Stage.load(stage)
-        return SageMakerModelRegistry(Aws(deployed)), group or deployed.model_package_group
-    raise MlopsError(f"--target {target!r}: use local or aws")
-
-
-@models_app.command("list")
-def models_list(
-    group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """List the versions of a model package group."""
-    registry, group = _registry(target, stage, group)
-    table = Table("Version", _status_column(), "Created", "Metrics", "Dataset sha256")
-    for package in registry.list_model_packages(group):
-        table.add_row(
-            str(package.version),
-            package.approval_status,
-            package.created[:16],
-            _metrics_line(package),
-            package.metadata.get("DatasetSha256", "")[:12],
-        )
-    out.print(table)
-
-
-@models_app.command("latest-approved")
-def models_latest_approved(
-    group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """Print the ARN of the newest approved version (what a deploy should serve)."""
-    registry, group = _registry(target, stage, group)
-    approved = [p for p in registry.list_model_packages(group) if p.approval_status == "Approved"]
-    if not approved:
-        raise NotFound(f"model package group {group!r} has no approved version; approve one first")
-    print(max(approved, key=lambda p: p.version).arn)
-
-
-@models_app.command("describe")
-def models_describe(
-    version: int,
-    group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """Print one model package as JSON."""
-    registry, group = _registry(target, stage, group)
-    print(json.dumps(registry.describe_model_package(group, version).to_dict(), indent=2))
-
-
-DOCS_OUTPUT_OPTION = typer.Option(
-    "--output", help="Folder to write into (default: models/<target>/<group>/<version> in home)."
-)
-
-
-@models_app.command("card")
-def models_card(
-    version: int,
-    format: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
-    output: Annotated[Path | None, DOCS_OUTPUT_OPTION] = None,
-    group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """Write a version's model card (SageMaker Model Card JSON, or Markdown); print its path."""
-    from mlops.model_card import version_files
-
-    if format not in ("markdown", "json"):
-        raise MlopsError(f"--format {format!r}: use markdown or json")
-    files = version_files(_home(), target, stage, group, version)
-    print(files.write_card(output, "json" if format == "json" else "markdown"))
-
-
-@models_app.command("report")
-def models_report(
-    version: int,
-    output: Annotated[Path | None, DOCS_OUTPUT_OPTION] = None,
-    group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """Write a version's HTML evaluation report (the Evaluate step's); print its path."""
-    from mlops.model_card import version_files
-
-    print(version_files(_home(), target, stage, group, version).write_report(output))
-
-
-def _set_status(
-    version: int, status: str, description: str, group: str | None, target: str, stage: str
-) -> None:
-    registry, group = _registry(target, stage, group)
-    package = registry.update_approval_status(group, version, status, description)
-    out.print(f"{package.group} version {package.version}: {package.approval_status}")
-
-
-@models_app.command("approve")
-def models_approve(
-    version: int,
-    description: Annotated[str, typer.Option(help="Who approves and why.")] = "",
-    group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """Approve a model package version for deployment."""
-    _set_status(version, "Approved", description, group, target, stage)
-
-
-@models_app.command("reject")
-def models_reject(
-    version: int,
-    description: Annotated[str, typer.Option(help="Who rejects and why.")] = "",
-    group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """Reject a model package version (an approved one too)."""
-    _set_status(version, "Rejected", description, group, target, stage)
-
-
 # data, and the pipeline in AWS ------------------------------------------------------------
-def _aws(stage: str) -> Any:
-    from mlops.aws import Aws, Stage
-
-    return Aws(Stage.load(stage))
 
 
 @data_app.command("upload")
@@ -565,11 +425,11 @@ def data_upload(
     if target == "aws":
         from mlops.cloud import upload_data
 
-        uri = upload_data(_aws(stage), path)
+        uri = upload_data(aws_for(stage), path)
     elif target == "local":
         from mlops.local import upload_dataset
 
-        uri = upload_dataset(LocalObjectStore(_home().store), path)
+        uri = upload_dataset(LocalObjectStore(current_home().store), path)
     else:
         raise MlopsError(f"--target {target!r}: use local or aws")
     out.print(uri)
@@ -588,262 +448,9 @@ def pipeline_start(
     """Start an execution of the stage's deployed pipeline in SageMaker."""
     from mlops.cloud import start_pipeline
 
-    arn = start_pipeline(_aws(stage), _parse_params(param or []))
+    arn = start_pipeline(aws_for(stage), _parse_params(param or []))
     out.print(f"Started {arn}")
     out.print(f"Follow it: mlops pipeline executions --target aws --stage {stage}")
-
-
-# endpoints, serving, batch transform ------------------------------------------------------
-def _endpoints() -> LocalEndpoints:
-    home = _home()
-    return LocalEndpoints(home, LocalModelRegistry(home.registry))
-
-
-@endpoint_app.command("deploy")
-def endpoint_deploy(
-    name: Annotated[str, typer.Option("--name", "-n", help="Endpoint name.")],
-    version: Annotated[
-        int | None, typer.Option(help="Model version (default: the latest approved).")
-    ] = None,
-    group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP,
-    port: Annotated[
-        int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")
-    ] = None,
-    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 2,
-    capture_percent: Annotated[float, typer.Option(help="Data capture sampling, 0 to 100.")] = 0,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            min=0, max=65535, help="Prometheus metrics port (0: a free one; default: off)."
-        ),
-    ] = None,
-) -> None:
-    """Serve an approved model version on a local port with the endpoint's own server."""
-    record = _endpoints().deploy(
-        name,
-        group,
-        version=version,
-        port=port,
-        workers=workers,
-        capture_percent=capture_percent,
-        metrics_port=metrics_port,
-    )
-    out.print(
-        f"Endpoint {record.name}: InService, {record.group} version {record.version}, pid {record.pid}"
-    )
-    out.print(f"URL: {record.url}")
-    if record.metrics_url:
-        out.print(f"Metrics: {record.metrics_url}")
-    out.print(f"Invoke: mlops endpoint invoke {record.name} --file rows.csv")
-
-
-@endpoint_app.command("list")
-def endpoint_list() -> None:
-    """List local endpoints; a Stale one has lost its server process."""
-    table = Table("Name", "Status", "URL", "Version", "PID", "Started", "Capture")
-    for record in _endpoints().list():
-        table.add_row(
-            record.name,
-            record.status,
-            record.url,
-            str(record.version),
-            str(record.pid),
-            record.started,
-            record.capture_dir or "off",
-        )
-    out.print(table)
-
-
-@endpoint_app.command("delete")
-def endpoint_delete(name: str) -> None:
-    """Stop an endpoint's server (in-flight requests finish) and remove it."""
-    record = _endpoints().delete(name)
-    out.print(f"Deleted endpoint {record.name} (pid {record.pid})")
-
-
-@endpoint_app.command("invoke")
-def endpoint_invoke(
-    name: str,
-    file: Annotated[Path, typer.Option(help="Request body file (e.g. CSV rows without header).")],
-    content_type: Annotated[str | None, typer.Option(help="Default: from the file suffix.")] = None,
-    accept: Annotated[
-        str, typer.Option(help="application/json, text/csv or application/jsonlines.")
-    ] = "application/json",
-    probabilities: Annotated[
-        bool, typer.Option(help="Ask a classifier for class probabilities.")
-    ] = False,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """Send a file to an endpoint through SageMaker Runtime (local or AWS); print the answer."""
-    if not file.is_file():
-        raise NotFound(f"--file {file} does not exist")
-    kind = content_type or _CONTENT_TYPES.get(file.suffix.lower(), "text/csv")
-    if target == "aws":
-        from mlops.aws import explained
-
-        extra = {"CustomAttributes": "probabilities=true"} if probabilities else {}
-        with explained("sagemaker:InvokeEndpoint", f"endpoint {name}"):
-            answer = (
-                _aws(stage)
-                .client("sagemaker-runtime")
-                .invoke_endpoint(
-                    EndpointName=name,
-                    ContentType=kind,
-                    Accept=accept,
-                    Body=file.read_bytes(),
-                    **extra,
-                )
-            )
-        body = answer["Body"].read()
-        sys.stdout.write(
-            body.decode("utf-8", errors="replace") + ("" if body.endswith(b"\n") else "\n")
-        )
-        return
-    result = _endpoints().invoke(
-        name, file.read_bytes(), kind, accept, "probabilities=true" if probabilities else None
-    )
-    sys.stdout.write(result.body.decode("utf-8", errors="replace"))
-    if not result.body.endswith(b"\n"):
-        sys.stdout.write("\n")
-
-
-@endpoint_app.command("status")
-def endpoint_status(
-    name: str,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """Show an endpoint, the model package it serves, and its last change."""
-    if target == "aws":
-        from mlops.cloud import endpoint_status as cloud_status
-
-        status = cloud_status(_aws(stage), name)
-        out.print(f"Endpoint {status.name}: {status.status}")
-        out.print(f"Config:         {status.config} (last modified {status.last_modified})")
-        out.print(f"Model package:  {status.model_package_arn}")
-        if status.failure_reason:
-            out.print(f"Failure:        {status.failure_reason}")
-        return
-    if target != "local":
-        raise MlopsError(f"--target {target!r}: use local or aws")
-    record = _endpoints().describe(name)
-    out.print(f"Endpoint {record.name}: {record.status}")
-    out.print(f"URL:            {record.url} (pid {record.pid}, started {record.started})")
-    if record.metrics_url:
-        out.print(f"Metrics:        {record.metrics_url}")
-    out.print(f"Model package:  {record.model_package_arn}")
-
-
-@endpoint_app.command("wait")
-def endpoint_wait(
-    name: str,
-    version: Annotated[
-        int | None,
-        typer.Option(help="Version that should be in service (default: latest approved)."),
-    ] = None,
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-    timeout: Annotated[
-        float, typer.Option(min=1, help="Seconds to wait for the deployment to settle.")
-    ] = 3600,
-) -> None:
-    """After a deploy: wait, then fail (exit 1) unless the requested version is in service."""
-    from mlops.cloud import latest_approved, wait_for_endpoint
-    from mlops.registry.sagemaker import SageMakerModelRegistry
-
-    aws = _aws(stage)
-    group = aws.stage.model_package_group
-    if version is not None:
-        expected = SageMakerModelRegistry(aws).describe_model_package(group, version).arn
-    else:
-        expected = latest_approved(aws, group)
-    status = wait_for_endpoint(
-        aws,
-        name,
-        expected,
-        timeout=timeout,
-        progress=lambda s: err.print(f"{s.name}: {s.status} ..."),
-    )
-    out.print(f"Endpoint {status.name}: InService on {status.model_package_arn}")
-
-
-_CONTENT_TYPES = {
-    ".csv": "text/csv",
-    ".json": "application/json",
-    ".jsonl": "application/jsonlines",
-    ".npy": "application/x-npy",
-}
-
-
-@app.command("serve")
-def serve(
-    model_dir: Annotated[Path, typer.Option(help="Folder with model.joblib (and manifest.json).")],
-    port: Annotated[int, typer.Option()] = 8080,
-    workers: Annotated[int, typer.Option()] = 2,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    metrics_port: Annotated[
-        int | None, typer.Option(min=1, max=65535, help="Prometheus metrics port (default: off).")
-    ] = None,
-) -> None:
-    """Run the model server in the foreground on any model directory (bring your own model)."""
-    from inference.serve import main as serve_main
-    from inference.serve import serve_args
-
-    raise typer.Exit(serve_main(serve_args(model_dir, port, workers, host, metrics_port)))
-
-
-@app.command("transform")
-def transform(
-    model: Annotated[int, typer.Option(help="Model package version.")],
-    input: Annotated[Path, typer.Option("--input", help="A file or a folder of files.")],
-    output: Annotated[Path, typer.Option(help="Folder for <input>.out files.")],
-    group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP,
-    content_type: Annotated[str, typer.Option()] = "text/csv",
-    accept: Annotated[str, typer.Option()] = "text/csv",
-    max_payload_mb: Annotated[float, typer.Option(min=0.001, max=100)] = 6,
-) -> None:
-    """Score files like a SageMaker Batch Transform job (line split, multi-record batches)."""
-    import tempfile
-    import time
-
-    from inference.errors import InferenceError
-    from inference.handler import ACCEPTS, CSV, JSONLINES, media_type, model_fn
-    from inference.transform import transform as run_transform
-    from mlops.local import unpack_package
-
-    if not input.exists():
-        raise NotFound(f"--input {input} does not exist")
-    if media_type(content_type)[0] not in (CSV, JSONLINES):
-        raise MlopsError(
-            f"--content-type {content_type!r}: line-split transform takes {CSV} or {JSONLINES}"
-        )
-    if media_type(accept)[0] not in ACCEPTS:
-        raise MlopsError(f"--accept {accept!r}: use one of {', '.join(ACCEPTS)}")
-    home = _home()
-    package = LocalModelRegistry(home.registry).describe_model_package(group, model)
-    home.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=home.root) as scratch:
-        try:
-            handler = model_fn(unpack_package(LocalObjectStore(home.store), package, Path(scratch)))
-        except RuntimeError as exc:  # a model that fails its sha256 check, or nothing to serve
-            raise MlopsError(str(exc)) from exc
-        started = time.perf_counter()
-        try:
-            stats = run_transform(
-                handler,
-                input,
-                output,
-                content_type=media_type(content_type)[0],
-                accept=media_type(accept)[0],
-                max_payload_mb=max_payload_mb,
-            )
-        except InferenceError as exc:
-            raise MlopsError(f"transform failed: {exc}") from exc
-    seconds = time.perf_counter() - started
-    out.print(
-        f"Transformed {stats.records} records in {stats.files} file(s), {stats.batches} batches, "
-        f"{seconds:.2f}s ({stats.records / max(seconds, 1e-9):,.0f} records/s) -> {output}"
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

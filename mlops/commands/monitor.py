@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from mlops.commands import DEFAULT_GROUP, GROUP_OPTION, STAGE_OPTION, TARGET_OPTION
+from mlops.commands import DEFAULT_GROUP, GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, out
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
 from mlops.registry import ModelPackage
@@ -27,8 +25,6 @@ VIOLATIONS_EXIT_CODE = 1
 app = typer.Typer(
     no_args_is_help=True, help="Model Monitor baselines and drift of captured traffic."
 )
-# Piped output (logs, CI, README captures) is not cut to 80 columns, as in mlops.cli.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
 class _Target:

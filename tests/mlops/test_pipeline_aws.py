@@ -26,7 +26,7 @@ ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/mlops-tabular/execution
 def aws(fake_aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     with mock_aws():
         handle = Aws(Stage("dev", "us-east-1", "mlops-tabular", "mlops-tabular"))
-        monkeypatch.setattr(cli, "_aws", lambda stage: handle)
+        monkeypatch.setattr(cli, "aws_for", lambda stage: handle)
         yield handle
 
 
