@@ -40,7 +40,11 @@ from mlops.store import LocalObjectStore
 from sagemaker_jobs.contract import JobError
 
 # The composition root: every command group, registered once.
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="The tabular ML loop, locally or on SageMaker: pipeline, models, endpoints, monitoring.",
+)
 pipeline_app = typer.Typer(no_args_is_help=True, help="Build, run and inspect the pipeline.")
 data_app = typer.Typer(no_args_is_help=True, help="Data sets: upload for a pipeline run.")
 app.add_typer(pipeline_app, name="pipeline")
