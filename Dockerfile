@@ -20,8 +20,10 @@ RUN python3 -m pip install -c constraints.txt \
 COPY pyproject.toml README.md ./
 COPY sagemaker_jobs ./sagemaker_jobs
 COPY inference ./inference
+# The import check also builds matplotlib's font cache once, not in every evaluate job.
 RUN python3 -m pip install --no-deps . \
-    && python3 -c "import sagemaker_jobs.train, sagemaker_jobs.preprocess, sagemaker_jobs.evaluate, inference.app"
+    && python3 -c "import sagemaker_jobs.train, sagemaker_jobs.preprocess, sagemaker_jobs.evaluate, inference.app, inference.metrics" \
+    && python3 -c "import matplotlib.font_manager"
 
 COPY --chmod=755 docker/train docker/serve /usr/local/bin/
 EXPOSE 8080
