@@ -13,11 +13,11 @@ readers get copies (``get``), so nothing writes into a blob another key shares.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from pathlib import Path
 
 from mlops.errors import MlopsError, NotFound
+from sagemaker_jobs.contract import temporary_name, write_atomically
 from sagemaker_jobs.digests import dataset_sha256, file_sha256
 
 BLOBS, INDEX = ".blobs", ".index"
@@ -107,7 +107,7 @@ class LocalObjectStore:
             _copy(source, blob)
         target.parent.mkdir(parents=True, exist_ok=True)
         # Link beside the key, then rename over it: readers see the old or the new object.
-        link = _temporary(target)
+        link = temporary_name(target)
         link.hardlink_to(blob)
         link.replace(target)
         index = self._index(target)
@@ -128,16 +128,6 @@ class LocalObjectStore:
 def _copy(source: Path, target: Path) -> None:
     """Copy through a temporary name, so no one ever sees a half-written file."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(target)
+    tmp = temporary_name(target)
     shutil.copyfile(source, tmp)
     tmp.replace(target)
-
-
-def write_atomically(target: Path, data: bytes) -> None:
-    tmp = _temporary(target)
-    tmp.write_bytes(data)
-    tmp.replace(target)
-
-
-def _temporary(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -72,12 +73,23 @@ def write_failure(paths: Paths, reason: str) -> None:
     paths.failure_file.write_text(reason[:FAILURE_LIMIT], encoding="utf-8")
 
 
+def temporary_name(target: Path) -> Path:
+    """A hidden, unique sibling: writers racing on one target never share a temporary."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}")
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write through a temporary and rename, so no reader sees a half-written file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(target)
+    tmp.write_bytes(data)
+    tmp.replace(target)
+
+
 def write_json(path: Path, payload: object) -> None:
     """Write JSON atomically, so a crash never leaves a half-written file that looks done."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str), encoding="utf-8")
-    tmp.replace(path)
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
+    write_atomically(path, text.encode("utf-8"))
 
 
 def configure_logging() -> None:

@@ -31,7 +31,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from mlops.errors import MlopsError
-from mlops.store import LocalObjectStore, write_atomically
+from mlops.store import LocalObjectStore
+from sagemaker_jobs.contract import write_atomically
 
 # The step types SageMaker can cache (RegisterModel, Condition, Fail, Lambda, ... never are).
 CACHEABLE_TYPES = frozenset(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import NotFound
+from sagemaker_jobs.contract import write_atomically
 
 EXECUTION_FILE = "execution.json"
 
@@ -69,10 +70,7 @@ class ExecutionRecord:
         return Path(self.run_dir) / EXECUTION_FILE
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        tmp.replace(self.path)
+        write_atomically(self.path, json.dumps(asdict(self), indent=2).encode("utf-8"))
 
     def finish(self, status: str, failure_reason: str | None = None) -> None:
         self.status, self.failure_reason, self.end_time = status, failure_reason, now()

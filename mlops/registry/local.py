@@ -14,6 +14,7 @@ from typing import Any
 
 from mlops.errors import MlopsError, NotFound
 from mlops.registry.base import APPROVAL_STATUSES, ModelPackage
+from sagemaker_jobs.contract import write_atomically
 
 _GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 LOCAL_ACCOUNT = "000000000000"
@@ -48,9 +49,7 @@ class LocalModelRegistry:
 
     @staticmethod
     def _write(path: Path, package: ModelPackage) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(package.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
+        write_atomically(path, json.dumps(package.to_dict(), indent=2, sort_keys=True).encode())
 
     def create_model_package(
         self,
