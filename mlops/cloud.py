@@ -257,6 +257,32 @@ def _step(step: dict[str, Any]) -> CloudStep:
     )
 
 
+def raw_execution_steps(aws: Any, arn: str) -> list[dict[str, Any]]:
+    """Every step of an execution as SageMaker reports it, oldest first, across pages."""
+    client = aws.client("sagemaker")
+    with explained("sagemaker:ListPipelineExecutionSteps", arn):
+        return [
+            step
+            for page in client.get_paginator("list_pipeline_execution_steps").paginate(
+                PipelineExecutionArn=arn, SortOrder="Ascending"
+            )
+            for step in page["PipelineExecutionSteps"]
+        ]
+
+
+def execution_parameters(aws: Any, arn: str) -> dict[str, str]:
+    """The parameter values an execution ran with (ListPipelineParametersForExecution)."""
+    client = aws.client("sagemaker")
+    with explained("sagemaker:ListPipelineParametersForExecution", arn):
+        return {
+            p["Name"]: p["Value"]
+            for page in client.get_paginator("list_pipeline_parameters_for_execution").paginate(
+                PipelineExecutionArn=arn
+            )
+            for p in page["PipelineParameters"]
+        }
+
+
 def execution_steps(aws: Aws, arn: str) -> tuple[str, list[CloudStep]]:
     """The execution's status and its steps, oldest first (ListPipelineExecutionSteps)."""
     client = aws.client("sagemaker")
@@ -264,13 +290,7 @@ def execution_steps(aws: Aws, arn: str) -> tuple[str, list[CloudStep]]:
         status = client.describe_pipeline_execution(PipelineExecutionArn=arn)[
             "PipelineExecutionStatus"
         ]
-    steps: list[CloudStep] = []
-    with explained("sagemaker:ListPipelineExecutionSteps", arn):
-        for page in client.get_paginator("list_pipeline_execution_steps").paginate(
-            PipelineExecutionArn=arn, SortOrder="Ascending"
-        ):
-            steps.extend(_step(step) for step in page["PipelineExecutionSteps"])
-    return status, steps
+    return status, [_step(step) for step in raw_execution_steps(aws, arn)]
 
 
 def deployed_definition(aws: Aws) -> dict[str, Any]:

@@ -169,7 +169,7 @@ def local_lineage(home: Home, group: str, version: int) -> Lineage:
 
 # AWS -----------------------------------------------------------------------------------
 def aws_lineage(aws: Any, group: str, version: int) -> Lineage:
-    from mlops.aws import explained
+    from mlops.cloud import execution_parameters, raw_execution_steps
     from mlops.registry.sagemaker import SageMakerModelRegistry
 
     package = SageMakerModelRegistry(aws).describe_model_package(group, version)
@@ -179,19 +179,8 @@ def aws_lineage(aws: Any, group: str, version: int) -> Lineage:
         f"arn:{partition}:sagemaker:{region}:{account}:pipeline/"
         f"{aws.stage.pipeline_name}/execution/{execution}"
     )
-    sagemaker = aws.client("sagemaker")
-    steps: list[StepLineage] = []
-    with explained("sagemaker:ListPipelineExecutionSteps", arn):
-        for page in sagemaker.get_paginator("list_pipeline_execution_steps").paginate(
-            PipelineExecutionArn=arn, SortOrder="Ascending"
-        ):
-            steps.extend(_cloud_step(aws, step) for step in page["PipelineExecutionSteps"])
-    parameters: dict[str, Any] = {}
-    with explained("sagemaker:ListPipelineParametersForExecution", arn):
-        for page in sagemaker.get_paginator("list_pipeline_parameters_for_execution").paginate(
-            PipelineExecutionArn=arn
-        ):
-            parameters.update((p["Name"], p["Value"]) for p in page["PipelineParameters"])
+    steps = [_cloud_step(aws, step) for step in raw_execution_steps(aws, arn)]
+    parameters = execution_parameters(aws, arn)
     code_version = package.metadata.get("CodeVersion", "unknown")
     for step in steps:
         if step.image:

@@ -291,7 +291,7 @@ def summarize_cloud(aws: Any, execution: str, scratch: Path) -> ExecutionSummary
     evaluation and profile its processing jobs wrote to S3 (fetched into ``scratch``), the gate's
     outcome and the registered package."""
     from mlops.aws import explained
-    from mlops.cloud import execution_arn
+    from mlops.cloud import execution_arn, execution_parameters, raw_execution_steps
     from mlops.executor.runner import resolve_parameters
 
     arn = execution_arn(aws, execution)
@@ -310,48 +310,43 @@ def summarize_cloud(aws: Any, execution: str, scratch: Path) -> ExecutionSummary
                 "PipelineDefinition"
             ]
         )
-    given: dict[str, str] = {}
-    for page in _pages(
-        sagemaker, "list_pipeline_parameters_for_execution", PipelineExecutionArn=arn
-    ):
-        given.update({p["Name"]: p["Value"] for p in page["PipelineParameters"]})
+    given = execution_parameters(aws, arn)
     hyperparameters: dict[str, Any] = {}
     outputs: dict[str, str] = {}
     gate_passed: bool | None = None
     package: dict[str, Any] = {}
     trials: list[ExecutionSummary] = []
     tuning: dict[str, str] = {}
-    for page in _pages(sagemaker, "list_pipeline_execution_steps", PipelineExecutionArn=arn):
-        for step in page["PipelineExecutionSteps"]:
-            if step.get("StepStatus") != "Succeeded":
-                continue
-            metadata = step.get("Metadata", {})
-            if job := metadata.get("TrainingJob", {}).get("Arn"):
-                with explained("sagemaker:DescribeTrainingJob", job):
-                    hyperparameters = sagemaker.describe_training_job(
-                        TrainingJobName=job.rsplit("/", 1)[-1]
-                    ).get("HyperParameters", {})
-            if job := metadata.get("TuningJob", {}).get("Arn"):
-                hyperparameters, trials, tuning = _cloud_tuning(
-                    sagemaker, job, aws.stage.pipeline_name, arn.rsplit("/", 1)[-1]
-                )
-            if job := metadata.get("ProcessingJob", {}).get("Arn"):
-                with explained("sagemaker:DescribeProcessingJob", job):
-                    config = sagemaker.describe_processing_job(
-                        ProcessingJobName=job.rsplit("/", 1)[-1]
-                    ).get("ProcessingOutputConfig", {})
-                for output in config.get("Outputs", []):
-                    outputs[output["OutputName"]] = output["S3Output"]["S3Uri"]
-            if "Condition" in metadata:
-                gate_passed = str(metadata["Condition"].get("Outcome")).lower() == "true"
-            if registered := metadata.get("RegisterModel", {}).get("Arn"):
-                with explained("sagemaker:DescribeModelPackage", registered):
-                    model = sagemaker.describe_model_package(ModelPackageName=registered)
-                package = {
-                    "arn": registered,
-                    "version": model.get("ModelPackageVersion"),
-                    "metadata": model.get("CustomerMetadataProperties", {}),
-                }
+    for step in raw_execution_steps(aws, arn):
+        if step.get("StepStatus") != "Succeeded":
+            continue
+        metadata = step.get("Metadata", {})
+        if job := metadata.get("TrainingJob", {}).get("Arn"):
+            with explained("sagemaker:DescribeTrainingJob", job):
+                hyperparameters = sagemaker.describe_training_job(
+                    TrainingJobName=job.rsplit("/", 1)[-1]
+                ).get("HyperParameters", {})
+        if job := metadata.get("TuningJob", {}).get("Arn"):
+            hyperparameters, trials, tuning = _cloud_tuning(
+                sagemaker, job, aws.stage.pipeline_name, arn.rsplit("/", 1)[-1]
+            )
+        if job := metadata.get("ProcessingJob", {}).get("Arn"):
+            with explained("sagemaker:DescribeProcessingJob", job):
+                config = sagemaker.describe_processing_job(
+                    ProcessingJobName=job.rsplit("/", 1)[-1]
+                ).get("ProcessingOutputConfig", {})
+            for output in config.get("Outputs", []):
+                outputs[output["OutputName"]] = output["S3Output"]["S3Uri"]
+        if "Condition" in metadata:
+            gate_passed = str(metadata["Condition"].get("Outcome")).lower() == "true"
+        if registered := metadata.get("RegisterModel", {}).get("Arn"):
+            with explained("sagemaker:DescribeModelPackage", registered):
+                model = sagemaker.describe_model_package(ModelPackageName=registered)
+            package = {
+                "arn": registered,
+                "version": model.get("ModelPackageVersion"),
+                "metadata": model.get("CustomerMetadataProperties", {}),
+            }
     evaluation = (
         download_prefix(aws, outputs["evaluation"], scratch / "evaluation")
         if "evaluation" in outputs
@@ -407,7 +402,9 @@ def _cloud_tuning(
         hyperparameters = {k: v for k, v in given.items() if not k.startswith("_")}
     trials = []
     operation = "list_training_jobs_for_hyper_parameter_tuning_job"
-    for page in _pages(sagemaker, operation, HyperParameterTuningJobName=name):
+    with explained("sagemaker:ListTrainingJobsForHyperParameterTuningJob", arn):
+        pages = list(sagemaker.get_paginator(operation).paginate(HyperParameterTuningJobName=name))
+    for page in pages:
         for job in page["TrainingJobSummaries"]:
             objective = job.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
             trial = {
@@ -426,20 +423,6 @@ def _cloud_tuning(
             trials.append(_trial(experiment, execution_id, trial, tuned))
     tags = {"mlops.tuning.best_trial": best, "mlops.tuning.trials": str(len(trials))}
     return hyperparameters, trials, tags
-
-
-def _pages(client: Any, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    """A paginated SageMaker listing (NextToken), with AWS errors explained."""
-    from mlops.aws import explained
-
-    action = f"sagemaker:{''.join(w.title() for w in operation.split('_'))}"
-    while True:
-        with explained(action, str(next(iter(kwargs.values()), ""))):
-            page = getattr(client, operation)(**kwargs)
-        yield page
-        if not page.get("NextToken"):
-            return
-        kwargs["NextToken"] = page["NextToken"]
 
 
 # MLflow ---------------------------------------------------------------------------------

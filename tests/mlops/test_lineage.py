@@ -10,7 +10,6 @@ from dataclasses import asdict
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from mlops.aws import Aws, Stage
@@ -24,6 +23,7 @@ from mlops.local import DEMO_DATA, DEMO_TARGET, LOCAL_IMAGE, upload_dataset
 from mlops.registry import LocalModelRegistry
 from mlops.store import LocalObjectStore
 from sagemaker_jobs.digests import file_sha256
+from tests.mlops.aws_fakes import answer
 
 GROUP = "mlops-tabular"
 DATA_SHA256 = file_sha256(DEMO_DATA)
@@ -238,24 +238,11 @@ def _deployed(aws: Aws) -> dict[str, Any]:
     return {"package": package, "data_version": put["VersionId"], "execution": execution}
 
 
-def _answer(aws: Aws, operation: str, response: dict[str, Any]) -> list[dict[str, Any]]:
-    """Answer one call moto lacks (or answers without the field we need), as Stubber would,
-    from a before-call hook; every other call still goes to moto. Returns the requests seen."""
-    seen: list[dict[str, Any]] = []
-
-    def answer(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        seen.append(json.loads(params["body"]))  # the serialized request: what was asked
-        return AWSResponse("", 200, {}, None), response
-
-    aws.client("sagemaker").meta.events.register(f"before-call.sagemaker.{operation}", answer)
-    return seen
-
-
 def test_aws_lineage_walks_from_the_package_to_the_data_version_and_endpoints(aws: Aws) -> None:
     made = _deployed(aws)
     job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
     earlier = f"{job}:pipeline/mlops-tabular/execution/exec41"
-    seen = _answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": [
+    seen = answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": [
         {"StepName": "Preprocess", "StepStatus": "Succeeded",
          "Metadata": {"ProcessingJob": {"Arn": f"{job}:processing-job/preprocess-1"}},
          "CacheHitResult": {"SourcePipelineExecutionArn": earlier}},
@@ -284,10 +271,10 @@ def test_aws_lineage_walks_from_the_package_to_the_data_version_and_endpoints(aw
 def test_aws_lineage_follows_a_tuning_step_to_its_best_training_job(aws: Aws) -> None:
     _deployed(aws)
     tuning = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/tune-1"
-    _answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": [
+    answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": [
         {"StepName": "Tune", "StepStatus": "Succeeded", "Metadata": {"TuningJob": {"Arn": tuning}}},
     ]})  # fmt: skip
-    asked = _answer(
+    asked = answer(
         aws,
         "DescribeHyperParameterTuningJob",
         {

@@ -32,6 +32,7 @@ from mlops.tracking import (
     log_execution,
     resolve_tracking_uri,
 )
+from tests.mlops.aws_fakes import answer
 
 
 def client(uri: str) -> Any:
@@ -464,11 +465,7 @@ def test_log_a_sagemaker_execution_from_its_jobs_and_s3(
         monkeypatch.setattr(experiments, "_aws", lambda stage: aws)
         sagemaker = aws.client("sagemaker")
         steps = _sagemaker_execution(sagemaker, aws.client("s3"), local_definition)
-        monkeypatch.setattr(
-            sagemaker,
-            "list_pipeline_execution_steps",
-            lambda **_: {"PipelineExecutionSteps": steps},
-        )
+        answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": steps})
         args = [
             "experiments",
             "log",
@@ -598,13 +595,13 @@ def test_a_sagemaker_tuning_step_logs_its_training_jobs_as_nested_runs(
             "StepStatus": "Succeeded",
             "Metadata": {"TuningJob": {"Arn": tuning}},
         }
-        fakes = {
-            "list_pipeline_execution_steps": {"PipelineExecutionSteps": steps},
-            "describe_hyper_parameter_tuning_job": {"BestTrainingJob": {"TrainingJobName": "train-exec1"}},
-            "list_training_jobs_for_hyper_parameter_tuning_job": {"TrainingJobSummaries": jobs},
-        }  # fmt: skip
-        for operation, answer in fakes.items():
-            monkeypatch.setattr(sagemaker, operation, lambda answer=answer, **_: answer)
+        answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": steps})
+        answer(
+            aws,
+            "DescribeHyperParameterTuningJob",
+            {"BestTrainingJob": {"TrainingJobName": "train-exec1"}},
+        )
+        answer(aws, "ListTrainingJobsForHyperParameterTuningJob", {"TrainingJobSummaries": jobs})
         with tracking.scratch_dir() as scratch:
             summary = tracking.summarize_cloud(aws, "latest", Path(scratch))
             # its own experiment in the shared store: the other AWS test expects one run in its
