@@ -520,19 +520,10 @@ def version_files(
     home: Home, target: str, stage: str, group: str | None, version: int
 ) -> VersionFiles:
     """The files of one registered version in the registry that --target names."""
-    if target == "local":
-        from mlops.registry import LocalModelRegistry
+    from mlops.registry import open_registry
 
-        package = LocalModelRegistry(home.registry).describe_model_package(
-            group or "mlops-tabular", version
-        )
-        return LocalVersionFiles(home, package)
-    if target == "aws":
-        from mlops.aws import Aws, Stage
-        from mlops.registry.sagemaker import SageMakerModelRegistry
-
-        aws = Aws(Stage.load(stage))
-        group = group or aws.stage.model_package_group
-        package = SageMakerModelRegistry(aws).describe_model_package(group, version)
-        return AwsVersionFiles(home, package, aws)
-    raise MlopsError(f"--target {target!r}: use local or aws")
+    chosen = open_registry(home, target, stage, group)
+    package = chosen.registry.describe_model_package(chosen.group, version)
+    if chosen.aws is not None:
+        return AwsVersionFiles(home, package, chosen.aws)
+    return LocalVersionFiles(home, package)

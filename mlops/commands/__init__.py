@@ -10,13 +10,13 @@ from rich.console import Console
 from rich.table import Column
 
 from mlops.home import Home
+from mlops.registry.target import DEFAULT_GROUP as DEFAULT_GROUP  # one default, re-exported
 
 # Piped output (logs, CI, README captures) is not cut to 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 200
 out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
 
-DEFAULT_GROUP = "mlops-tabular"
 TARGET_OPTION = typer.Option(
     "--target",
     envvar="MLOPS_TARGET",

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from mlops.commands import DEFAULT_GROUP, GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, out
-from mlops.errors import MlopsError
+from mlops.commands import GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, out
 from mlops.home import Home
+from mlops.registry import open_registry
 
 
 def lineage(
@@ -23,15 +23,11 @@ def lineage(
     the package -> endpoints serving it."""
     from mlops.lineage import aws_lineage, local_lineage
 
-    if target == "local":
-        found = local_lineage(Home.from_env(), group or DEFAULT_GROUP, version)
-    elif target == "aws":
-        from mlops.aws import Aws, Stage
-
-        deployed = Stage.load(stage)
-        found = aws_lineage(Aws(deployed), group or deployed.model_package_group, version)
+    chosen = open_registry(Home.from_env(), target, stage, group)
+    if chosen.aws is not None:
+        found = aws_lineage(chosen.aws, chosen.group, version)
     else:
-        raise MlopsError(f"--target {target!r}: use local or aws")
+        found = local_lineage(Home.from_env(), chosen.group, version)
     if as_json:
         print(json.dumps(found.to_dict(), indent=2))
         return

@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from mlops.commands import (
-    DEFAULT_GROUP,
     GROUP_OPTION,
     STAGE_OPTION,
     TARGET_OPTION,
@@ -19,7 +18,7 @@ from mlops.commands import (
     status_column,
 )
 from mlops.errors import MlopsError, NotFound
-from mlops.registry import LocalModelRegistry, ModelPackage, ModelRegistry
+from mlops.registry import ModelPackage, ModelRegistry, open_registry
 
 app = typer.Typer(no_args_is_help=True, help="The model registry.")
 
@@ -31,15 +30,8 @@ def metrics_line(package: ModelPackage) -> str:
 
 def _registry(target: str, stage: str, group: str | None) -> tuple[ModelRegistry, str]:
     """The registry the target names, and the group to use in it."""
-    if target == "local":
-        return LocalModelRegistry(current_home().registry), group or DEFAULT_GROUP
-    if target == "aws":
-        from mlops.aws import Aws, Stage
-        from mlops.registry.sagemaker import SageMakerModelRegistry
-
-        deployed = Stage.load(stage)
-        return SageMakerModelRegistry(Aws(deployed)), group or deployed.model_package_group
-    raise MlopsError(f"--target {target!r}: use local or aws")
+    chosen = open_registry(current_home(), target, stage, group)
+    return chosen.registry, chosen.group
 
 
 @app.command("list")

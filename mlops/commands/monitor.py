@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from mlops.commands import DEFAULT_GROUP, GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, out
+from mlops.commands import GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, out
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
 from mlops.registry import ModelPackage
@@ -31,25 +31,14 @@ class _Target:
     """The registry, store or AWS clients that one --target names."""
 
     def __init__(self, target: str, stage: str, group: str | None) -> None:
-        from mlops.registry import LocalModelRegistry
+        from mlops.registry import open_registry
         from mlops.store import LocalObjectStore
 
         self.home = Home.from_env()
         self.name = target
-        self.aws: Any = None
-        if target == "local":
-            self.store = LocalObjectStore(self.home.store)
-            self.registry: Any = LocalModelRegistry(self.home.registry)
-            self.group = group or DEFAULT_GROUP
-        elif target == "aws":
-            from mlops.aws import Aws, Stage
-            from mlops.registry.sagemaker import SageMakerModelRegistry
-
-            self.aws = Aws(Stage.load(stage))
-            self.registry = SageMakerModelRegistry(self.aws)
-            self.group = group or self.aws.stage.model_package_group
-        else:
-            raise MlopsError(f"--target {target!r}: use local or aws")
+        chosen = open_registry(self.home, target, stage, group)
+        self.registry, self.group, self.aws = chosen.registry, chosen.group, chosen.aws
+        self.store = LocalObjectStore(self.home.store)  # read by the local target only
 
     def package(self, version: int) -> ModelPackage:
         package: ModelPackage = self.registry.describe_model_package(self.group, version)
