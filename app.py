@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""CDK entry point (`npx cdk synth|deploy`): everything is built in ``infra.build_app``."""
+"""CDK entry point (`npx cdk synth|deploy`): everything is built in ``infra.app.build_app``."""
 
 import sys
 
 import aws_cdk as cdk
 
-from infra import build_app
+from infra.app import build_app
 from mlops.errors import MlopsError
 
 try:

@@ -1,5 +1,3 @@
-"""CDK infrastructure. ``build_app`` is the one composition root; ``app.py`` only calls it."""
+"""CDK infrastructure. ``infra.app.build_app`` is the one composition root; ``app.py`` only calls it.
 
-from infra.app import build_app
-
-__all__ = ["build_app"]
+Empty on purpose: importing a submodule must not load the CDK runtime unless it needs it."""

@@ -7,13 +7,13 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.cicd import CicdStack
+from infra.cicd import CicdStack, cicd_settings
 from infra.foundation import FoundationStack
 from infra.model_build import ModelBuildStack
 from infra.model_deploy import ModelDeployStack
 from infra.nag import acknowledge_findings, acknowledge_monitor, acknowledge_tracking_findings
-from infra.settings import cicd_settings, load_context, stage_settings
 from infra.tracking import MlflowTrackingServer
+from mlops.stages import load_context, stage_settings
 
 
 def build_app(

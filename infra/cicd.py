@@ -20,7 +20,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlops.stages import StageSettings, explain
 
 SOURCE_KEY = "source.zip"
 
@@ -41,6 +43,16 @@ class CicdSettings(BaseModel):
         if self.source == "codestar" and not (self.connection_arn and self.repository):
             raise ValueError("source 'codestar' needs connection_arn and repository (owner/name)")
         return self
+
+
+def cicd_settings(context: dict[str, Any], stage: StageSettings) -> CicdSettings:
+    """The ``cicd`` context block, defaulting the group to the stage's."""
+    try:
+        return CicdSettings.model_validate(
+            {"model_package_group": stage.model_package_group, **context.get("cicd", {})}
+        )
+    except ValidationError as exc:
+        raise explain(exc, "cicd") from exc
 
 
 class CicdStack(cdk.Stack):

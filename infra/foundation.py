@@ -13,7 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.settings import StageSettings
+from mlops.stages import StageSettings
 
 
 class FoundationStack(cdk.Stack):

@@ -15,7 +15,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from infra.foundation import FoundationStack
-from infra.settings import ROOT, StageSettings
+from mlops.stages import ROOT, StageSettings
 from sagemaker_jobs.pipeline import PipelineSettings, definition_json
 
 # What the builder sees; CloudFormation fills them in (see ``definition_body``).

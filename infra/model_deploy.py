@@ -24,7 +24,7 @@ from constructs import Construct
 
 from infra.foundation import FoundationStack
 from infra.model_monitor import DataQualityMonitor
-from infra.settings import EndpointSettings
+from mlops.stages import EndpointSettings
 
 VARIANT = "AllTraffic"
 

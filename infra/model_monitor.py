@@ -22,8 +22,8 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.foundation import FoundationStack
-from infra.settings import MonitoringSettings
 from mlops.errors import MlopsError
+from mlops.stages import MonitoringSettings
 from sagemaker_jobs.baseline import column_name
 
 # The accounts that publish the Model Monitor analyzer image (sagemaker-model-monitor-analyzer),

@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.settings import MlflowSettings
+from mlops.stages import MlflowSettings
 
 ARTIFACT_PREFIX = "mlflow"
 

@@ -26,7 +26,7 @@ class Stage:
 
     @classmethod
     def load(cls, name: str) -> Stage:
-        from infra.settings import load_context, stage_settings
+        from mlops.stages import load_context, stage_settings
 
         _, settings = stage_settings({**load_context(), "stage": name})
         return cls(name, settings.region, settings.model_package_group, settings.pipeline_name)

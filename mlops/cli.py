@@ -83,7 +83,7 @@ def definition(
     from sagemaker_jobs.pipeline import definition_json
 
     if deployed and tuning is None:  # compare like with like: the stage's own tuning
-        from infra.settings import load_context, stage_settings
+        from mlops.stages import load_context, stage_settings
 
         tuning_settings = stage_settings({**load_context(), "stage": stage})[1].tuning
     else:

@@ -83,7 +83,7 @@ def stage_tracking_uri(stage: str, account: Any = None) -> str | None:
     """The stage's managed tracking server ARN, if cdk.json turns one on (else None).
 
     ``account`` is the stage's account id, or a callable returning it (asked only when needed)."""
-    from infra.settings import load_context, stage_settings
+    from mlops.stages import load_context, stage_settings
 
     name, settings = stage_settings({**load_context(), "stage": stage})
     if not settings.mlflow.tracking_server:

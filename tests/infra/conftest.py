@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infra import build_app
+from infra.app import build_app
 
 STAGES = ("dev", "staging", "prod")
 

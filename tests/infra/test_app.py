@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from infra import build_app
+from infra.app import build_app
 from infra.model_build import definition_body
-from infra.settings import StageSettings
 from mlops.errors import MlopsError
+from mlops.stages import StageSettings
 
 from .conftest import resources
 

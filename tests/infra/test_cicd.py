@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import build_app
+from infra.app import build_app
 from mlops.errors import MlopsError
 
 from .conftest import resources

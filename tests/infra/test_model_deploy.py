@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from infra import build_app
-from infra.settings import EndpointSettings
+from infra.app import build_app
 from mlops.errors import MlopsError
+from mlops.stages import EndpointSettings
 
 from .conftest import load_templates, resources
 

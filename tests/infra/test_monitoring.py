@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from infra import build_app
+from infra.app import build_app
 from infra.model_monitor import ANALYZER_ACCOUNTS, analyzer_image
-from infra.settings import load_context
 from mlops.errors import MlopsError
 from mlops.local import DEMO_DATA, DEMO_TARGET
+from mlops.stages import load_context
 from sagemaker_jobs.data import DataSpec, Schema, prepare
 
 from .conftest import load_templates, resources

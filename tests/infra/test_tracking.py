@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from infra import build_app
-from infra.settings import MlflowSettings, load_context
+from infra.app import build_app
 from mlops.errors import MlopsError
+from mlops.stages import MlflowSettings, load_context
 
 from .conftest import load_templates, resources
 

@@ -278,7 +278,7 @@ def test_tracking_uri_option_then_environment_then_stage_then_local(tmp_path: Pa
 
 
 def test_stage_tracking_server_arn_from_cdk_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    import infra.settings
+    import mlops.stages
 
     context = {
         "stages": {
@@ -286,7 +286,7 @@ def test_stage_tracking_server_arn_from_cdk_json(monkeypatch: pytest.MonkeyPatch
             "ml": {"region": "eu-west-1", "mlflow": {"tracking_server": True}},
         }
     }
-    monkeypatch.setattr(infra.settings, "load_context", lambda: context)
+    monkeypatch.setattr(mlops.stages, "load_context", lambda: context)
     assert tracking.stage_tracking_uri("dev", account="123456789012") is None
     assert tracking.stage_tracking_uri("ml", account=lambda: "123456789012") == (
         "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/mlops-ml"

@@ -198,8 +198,8 @@ def test_network_isolation_survives_tuning() -> None:
 
 def test_a_stage_can_turn_tuning_on() -> None:
     from infra.model_build import definition_body
-    from infra.settings import StageSettings, stage_settings
     from mlops.errors import MlopsError
+    from mlops.stages import StageSettings, stage_settings
 
     stage = StageSettings.model_validate({"tuning": TUNING})
     body = json.loads(definition_body(stage))

@@ -1,4 +1,7 @@
-"""Stage settings from ``cdk.json`` context, validated once into typed objects."""
+"""Stage settings from ``cdk.json`` context, validated once into typed objects.
+
+CDK-free on purpose: the CLI reads the same settings as the stacks without loading the CDK
+runtime (``infra`` imports this module, never the other way round)."""
 
 from __future__ import annotations
 
@@ -144,22 +147,11 @@ class StageSettings(BaseModel):
     )
 
 
-def _explain(exc: ValidationError, where: str) -> MlopsError:
+def explain(exc: ValidationError, where: str) -> MlopsError:
     problems = "; ".join(
         f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
     )
     return MlopsError(f"{where} in cdk.json: {problems}")
-
-
-def cicd_settings(context: dict[str, Any], stage: StageSettings) -> Any:
-    from infra.cicd import CicdSettings
-
-    try:
-        return CicdSettings.model_validate(
-            {"model_package_group": stage.model_package_group, **context.get("cicd", {})}
-        )
-    except ValidationError as exc:
-        raise _explain(exc, "cicd") from exc
 
 
 def load_context(path: Path = CDK_JSON) -> dict[str, Any]:
@@ -179,4 +171,4 @@ def stage_settings(context: dict[str, Any]) -> tuple[str, StageSettings]:
     try:
         return stage, StageSettings.model_validate(stages[stage])
     except ValidationError as exc:
-        raise _explain(exc, f"stage {stage!r}") from exc
+        raise explain(exc, f"stage {stage!r}") from exc
