@@ -1,54 +1,35 @@
-"""The ``mlops`` command. Thin: parse, call the core, print; errors become exit codes in ``main``."""
+"""The ``mlops`` command: the composition root. Every command group is registered here once,
+and ``main`` is the one place where errors become messages and exit codes."""
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
-from rich.console import Console
-from rich.status import Status
-from rich.table import Table
+from rich.markup import escape
 
-from mlops.commands import (
-    STAGE_OPTION,
-    TARGET_OPTION,
-    aws_for,
-    current_home,
-    endpoint,
-    err,
-    experiments,
-    models,
-    out,
-)
+from mlops.commands import data, endpoint, err, experiments, models, pipeline
 from mlops.commands import lineage as lineage_commands
 from mlops.commands import monitor as monitor_commands
-from mlops.errors import ExecutionFailed, MlopsError
-from mlops.executor.records import (
-    EXECUTION_FILE,
-    ExecutionRecord,
-    StepRecord,
-    find_execution,
-    list_executions,
-)
-from mlops.registry import LocalModelRegistry, ModelPackage
-from mlops.store import LocalObjectStore
-from sagemaker_jobs.contract import JobError
+from mlops.errors import MlopsError
 
-# The composition root: every command group, registered once.
+# An unexpected failure (a bug, or a state the code did not foresee) exits 70, EX_SOFTWARE in
+# sysexits.h: unlike 1 to 3 it tells a script that retrying with other input will not help.
+INTERNAL_ERROR_EXIT_CODE = 70
+DEBUG_ENV = "MLOPS_DEBUG"
+
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
     help="The tabular ML loop, locally or on SageMaker: pipeline, models, endpoints, monitoring.",
 )
-pipeline_app = typer.Typer(no_args_is_help=True, help="Build, run and inspect the pipeline.")
-data_app = typer.Typer(no_args_is_help=True, help="Data sets: upload for a pipeline run.")
-app.add_typer(pipeline_app, name="pipeline")
-app.add_typer(data_app, name="data")
+app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(experiments.app, name="experiments", no_args_is_help=True)
@@ -56,405 +37,6 @@ app.add_typer(monitor_commands.app, name="monitor", no_args_is_help=True)
 app.command("lineage")(lineage_commands.lineage)
 app.command("serve")(endpoint.serve)
 app.command("transform")(endpoint.transform)
-
-# Local and AWS listings share their columns, so scripts read both alike.
-STEP_COLUMNS = ("Step", "Type", "Status", "Seconds", "Cache hit", "Outputs / failure reason")
-EXECUTION_COLUMNS = ("Execution", "Status", "Started", "Seconds", "Failure reason")
-TUNING_OPTION = typer.Option(
-    "--tuning",
-    help="Tuning settings (JSON/YAML): the Train step becomes a hyperparameter tuning job.",
-)
-
-
-# pipeline ------------------------------------------------------------------------------
-@pipeline_app.command("definition")
-def definition(
-    output: Annotated[
-        Path | None, typer.Option(help="Write to this file instead of stdout.")
-    ] = None,
-    deployed: Annotated[
-        bool, typer.Option(help="The stage's deployed definition, and its diff from the local one.")
-    ] = False,
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-    tuning: Annotated[Path | None, TUNING_OPTION] = None,
-) -> None:
-    """Print the pipeline definition JSON that CDK deploys and `pipeline run` executes."""
-    from mlops.local import load_tuning, local_settings
-    from sagemaker_jobs.pipeline import definition_json
-
-    if deployed and tuning is None:  # compare like with like: the stage's own tuning
-        from mlops.stages import load_context, stage_settings
-
-        tuning_settings = stage_settings({**load_context(), "stage": stage})[1].tuning
-    else:
-        tuning_settings = load_tuning(tuning) if tuning else None
-    body = definition_json(local_settings(tuning=tuning_settings))
-    if deployed:
-        import difflib
-
-        from mlops.cloud import deployed_definition
-
-        remote = json.dumps(deployed_definition(aws_for(stage)), indent=2, sort_keys=True)
-        diff = list(
-            difflib.unified_diff(
-                body.splitlines(),
-                remote.splitlines(),
-                "local",
-                f"deployed ({stage})",
-                lineterm="",
-                n=1,
-            )
-        )
-        changed = [d for d in diff if d[:1] in "+-" and d[:3] not in ("+++", "---")]
-        err.print(
-            f"{len(changed)} changed lines against the local definition "
-            "(image, role and bucket always differ: CloudFormation fills them in)"
-        )
-        if diff:
-            err.print("\n".join(diff), markup=False, highlight=False)
-        body = remote  # stdout stays one JSON document; the diff went to stderr
-    if output:
-        output.write_text(body + "\n", encoding="utf-8")
-        err.print(f"wrote {output}")
-    else:
-        print(body)
-
-
-def _parse_params(items: list[str]) -> dict[str, str]:
-    params = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise MlopsError(
-                f"--param {item!r}: write Name=Value, e.g. --param QualityThreshold=0.9"
-            )
-        params[name.strip()] = value
-    return params
-
-
-class ConsoleReporter:
-    """Live step progress on the terminal; job logs too with --verbose."""
-
-    def __init__(self, console: Console, verbose: bool) -> None:
-        self.console, self.verbose = console, verbose
-        self._status: Status | None = None
-
-    def step_started(self, record: StepRecord) -> None:
-        self._status = self.console.status(f"{record.name} ({record.type}) running...")
-        self._status.start()
-
-    def step_finished(self, record: StepRecord) -> None:
-        if self._status:
-            self._status.stop()
-        mark = {"Succeeded": "[green]✓[/]", "Failed": "[red]✗[/]"}.get(
-            record.status, "[yellow]■[/]"
-        )
-        self.console.print(
-            f"{mark} {record.name:<18} {record.type:<14} {record.status:<10} {record.seconds or 0:6.2f}s"
-            + (f"  cache hit: reused {record.cache_hit}" if record.cache_hit else "")
-        )
-
-    def log_line(self, step: str, line: str) -> None:
-        if self.verbose:
-            self.console.print(f"[dim]  {step} | {line}[/]", markup=True, highlight=False)
-
-
-@pipeline_app.command("run")
-def run(
-    data: Annotated[
-        Path | None, typer.Option(help="CSV/Parquet file or directory (default: the demo set).")
-    ] = None,
-    target: Annotated[
-        str | None, typer.Option(help="Column to predict (required with --data).")
-    ] = None,
-    problem_type: Annotated[
-        str | None, typer.Option(help="auto, classification or regression.")
-    ] = None,
-    column_types: Annotated[
-        str | None, typer.Option(help="NAME=numeric|categorical|datetime,...")
-    ] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", "-p", help="Pipeline parameter Name=Value (repeatable)."),
-    ] = None,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show the jobs' own logs.")
-    ] = False,
-    no_cache: Annotated[
-        bool,
-        typer.Option("--no-cache", help="Run every step, even where a cached run would match."),
-    ] = False,
-    track: Annotated[
-        bool,
-        typer.Option(
-            "--track/--no-track", envvar="MLOPS_TRACK", help="Log the execution to MLflow."
-        ),
-    ] = True,
-    tracking_uri: Annotated[str | None, experiments.TRACKING_URI_OPTION] = None,
-    tuning: Annotated[Path | None, TUNING_OPTION] = None,
-) -> None:
-    """Run the pipeline definition locally: preprocess, train, evaluate, gate, register."""
-    from mlops.executor.runner import LocalPipelineExecutor
-    from mlops.local import (
-        DEMO_DATA,
-        DEMO_TARGET,
-        LOCAL_IMAGE,
-        load_tuning,
-        local_settings,
-        upload_dataset,
-    )
-    from sagemaker_jobs.pipeline import definition_json
-
-    overrides = _parse_params(param or [])
-    if data is not None and not target and "TargetColumn" not in overrides:
-        raise MlopsError("--data needs --target COLUMN: the name of the column to predict")
-    home = current_home()
-    store = LocalObjectStore(home.store)
-    source = data or DEMO_DATA
-    overrides.setdefault("InputDataUri", upload_dataset(store, source))
-    for name, value in (
-        ("TargetColumn", target),
-        ("ProblemType", problem_type),
-        ("ColumnTypes", column_types),
-    ):
-        if value is not None:
-            overrides[name] = value
-    if data is None:
-        overrides.setdefault("TargetColumn", DEMO_TARGET)  # the demo's target, unless -p names one
-    err.print(f"Building the pipeline definition and running it on {source} ...")
-    settings = local_settings(tuning=load_tuning(tuning) if tuning else None)
-    definition = json.loads(definition_json(settings))
-    registry = LocalModelRegistry(home.registry)
-    executor = LocalPipelineExecutor(
-        home,
-        registry,
-        image_uri=LOCAL_IMAGE,
-        reporter=ConsoleReporter(err, verbose),
-        use_cache=not no_cache,
-    )
-
-    def tracked(record: ExecutionRecord) -> None:
-        if track:
-            experiments.track_local_execution(
-                record,
-                home,
-                registry,
-                tracking_uri=tracking_uri,
-                experiment=settings.pipeline_name,
-                code_version=settings.code_version,
-            )
-
-    if track:
-        from mlops.tracking import import_in_background
-
-        import_in_background()
-    try:
-        record = executor.run(definition, overrides, settings.pipeline_name)
-    except ExecutionFailed as exc:
-        err.print(f"[red]Execution failed:[/] {exc}")
-        err.print(f"Run directory: {exc.run_dir}  (step logs under steps/<name>/log.txt)")
-        if track and exc.exit_code == 1 and exc.run_dir:  # failed, not stopped: metrics count
-            tracked(ExecutionRecord.load(Path(exc.run_dir) / EXECUTION_FILE))
-        raise typer.Exit(exc.exit_code) from exc
-    _print_summary(record, registry, store)
-    tracked(record)
-
-
-def _print_summary(
-    record: ExecutionRecord, registry: LocalModelRegistry, store: LocalObjectStore
-) -> None:
-    """Where everything went: run directory, reports, metrics, the registered package."""
-    outputs = {step.name: step.outputs for step in record.steps}
-    out.print(f"\nExecution {record.execution_id}: [green]{record.status}[/]")
-    out.print(f"Run directory:  {record.run_dir}")
-    if profile := outputs.get("Preprocess", {}).get("profile"):
-        out.print(f"Data profile:   {store.path_for(profile) / 'profile.json'}")
-    if evaluation := outputs.get("Evaluate", {}).get("evaluation"):
-        out.print(f"Evaluation:     {store.path_for(evaluation) / 'evaluation.json'}")
-    arn = outputs.get("RegisterModel", {}).get("ModelPackageArn")
-    if not arn:
-        return
-    group, version = arn.split("/")[-2], int(arn.split("/")[-1])
-    package = registry.describe_model_package(group, version)
-    gate = package.metrics.get("quality_gate", {})
-    out.print(f"Metrics:        {models.metrics_line(package)}")
-    out.print(
-        f"Quality gate:   {gate.get('metric')} = {gate.get('value')} "
-        f">= {record.parameters.get('QualityThreshold')}"
-    )
-    out.print(f"Model package:  {group} version {version} ({package.approval_status})")
-    out.print(f"Model data:     {store.path_for(package.model_data_url)}")
-    _print_model_docs(package)
-    out.print(f"Next:           mlops models approve {version}")
-
-
-def _print_model_docs(package: ModelPackage) -> None:
-    """Every registered version gets its evaluation report and model card beside it."""
-    from mlops.model_card import LocalVersionFiles
-
-    files = LocalVersionFiles(current_home(), package)
-    try:
-        out.print(f"Report:         {files.write_report(None)}")
-        files.write_card(None, "json")
-        out.print(f"Model card:     {files.write_card(None, 'markdown')} (and model-card.json)")
-    except (MlopsError, JobError) as exc:  # the model is registered: say so, do not fail the run
-        err.print(
-            f"[yellow]Warning:[/] the report or card of version {package.version} was not "
-            f"written: {exc}\n  retry with: mlops models report {package.version}; "
-            f"mlops models card {package.version}"
-        )
-
-
-@pipeline_app.command("executions")
-def executions(
-    limit: Annotated[int, typer.Option(min=1)] = 20,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """List pipeline executions, newest first."""
-    if target == "aws":
-        from mlops.cloud import list_executions as cloud_executions
-
-        table = Table(*EXECUTION_COLUMNS)
-        for execution in cloud_executions(aws_for(stage), limit):
-            table.add_row(
-                execution.execution_id,
-                execution.status,
-                execution.started,
-                "",
-                execution.failure_reason,
-            )
-        out.print(table)
-        return
-    if target != "local":
-        raise MlopsError(f"--target {target!r}: use local or aws")
-    table = Table(*EXECUTION_COLUMNS)
-    for record in list_executions(current_home().runs)[:limit]:
-        seconds = sum(s.seconds or 0 for s in record.steps)
-        table.add_row(
-            record.execution_id,
-            record.status,
-            record.start_time,
-            f"{seconds:.1f}",
-            record.failure_reason or "",
-        )
-    out.print(table)
-
-
-def _cloud_steps(execution: str, stage: str, watch: bool, interval: float) -> None:
-    import time
-
-    from mlops.cloud import execution_arn, execution_steps
-
-    aws = aws_for(stage)
-    arn = execution_arn(aws, execution)
-    while True:
-        status, found = execution_steps(aws, arn)
-        table = Table(*STEP_COLUMNS)
-        for step in found:
-            seconds = "" if step.seconds is None else f"{step.seconds:.2f}"
-            table.add_row(step.name, step.type, step.status, seconds, step.cache_hit, step.detail)
-        out.print(f"Execution {arn.rsplit('/', 1)[-1]}: {status}")
-        out.print(table)
-        if not watch or status not in ("Executing", "Stopping"):
-            break
-        time.sleep(interval)
-    if status in ("Failed", "Stopped"):
-        reasons = "; ".join(f"{s.name}: {s.detail}" for s in found if s.status == "Failed")
-        raise ExecutionFailed(f"execution {status}" + (f": {reasons}" if reasons else ""))
-
-
-@pipeline_app.command("steps")
-def steps(
-    execution: Annotated[str, typer.Argument(help="Execution id, or 'latest'.")] = "latest",
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-    watch: Annotated[
-        bool, typer.Option(help="With --target aws: follow it until it ends.")
-    ] = False,
-    interval: Annotated[
-        float, typer.Option(min=1, help="Seconds between polls with --watch.")
-    ] = 15,
-) -> None:
-    """Show an execution's steps like ListPipelineExecutionSteps."""
-    if target == "aws":
-        _cloud_steps(execution, stage, watch, interval)
-        return
-    if target != "local":
-        raise MlopsError(f"--target {target!r}: use local or aws")
-    record = find_execution(current_home().runs, execution)
-    out.print(f"Execution {record.execution_id}: {record.status}")
-    table = Table(*STEP_COLUMNS)
-    for step in record.steps:
-        detail = step.failure_reason or ", ".join(f"{k}={v}" for k, v in step.outputs.items())
-        table.add_row(
-            step.name,
-            step.type,
-            step.status,
-            f"{step.seconds or 0:.2f}",
-            step.cache_hit or "",
-            detail,
-        )
-        for trial in step.trials:  # a Tuning step's training jobs, under it
-            values = ", ".join(f"{k}={v}" for k, v in trial["hyperparameters"].items())
-            result = (
-                f"objective={trial['objective']}"
-                if trial["status"] == "Completed"
-                else trial["failure_reason"]
-            )
-            table.add_row(
-                f"  {trial['name'].rsplit('-', 1)[-1]}",
-                "Trial",
-                trial["status"],
-                f"{trial['seconds'] or 0:.2f}",
-                "",
-                f"{values}: {result}",
-            )
-    out.print(table)
-
-
-# models --------------------------------------------------------------------------------
-
-
-# data, and the pipeline in AWS ------------------------------------------------------------
-
-
-@data_app.command("upload")
-def data_upload(
-    path: Path,
-    target: Annotated[str, TARGET_OPTION] = "local",
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """Upload a CSV/Parquet file or folder; print the URI to pass as InputDataUri."""
-    if target == "aws":
-        from mlops.cloud import upload_data
-
-        uri = upload_data(aws_for(stage), path)
-    elif target == "local":
-        from mlops.local import upload_dataset
-
-        uri = upload_dataset(LocalObjectStore(current_home().store), path)
-    else:
-        raise MlopsError(f"--target {target!r}: use local or aws")
-    out.print(uri)
-    err.print(
-        f"Run it: mlops pipeline start --param InputDataUri={uri} --param TargetColumn=COLUMN ..."
-    )
-
-
-@pipeline_app.command("start")
-def pipeline_start(
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Name=Value (repeatable).")
-    ] = None,
-    stage: Annotated[str, STAGE_OPTION] = "dev",
-) -> None:
-    """Start an execution of the stage's deployed pipeline in SageMaker."""
-    from mlops.cloud import start_pipeline
-
-    arn = start_pipeline(aws_for(stage), _parse_params(param or []))
-    out.print(f"Started {arn}")
-    out.print(f"Follow it: mlops pipeline executions --target aws --stage {stage}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -465,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args=list(argv) if argv is not None else None, prog_name="mlops", standalone_mode=False
         )
     except MlopsError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -477,8 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if show:
             show()
         else:
-            err.print(f"[red]error:[/] {exc}")
+            err.print(f"[red]error:[/] {escape(str(exc))}")
         return int(getattr(exc, "exit_code", 2))
+    except Exception as exc:  # noqa: BLE001 (a bug: one line, the traceback on request)
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            err.print_exception()
+        err.print(
+            f"[red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} "
+            f"({DEBUG_ENV}=1 shows the traceback)"
+        )
+        return INTERNAL_ERROR_EXIT_CODE
     return result if isinstance(result, int) else 0
 
 

@@ -7,6 +7,7 @@ in CloudFormation: the data bucket is ``mlops-<stage>-data-<account>-<region>``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,3 +296,30 @@ def execution_steps(aws: Aws, arn: str) -> tuple[str, list[CloudStep]]:
 
 def deployed_definition(aws: Aws) -> dict[str, Any]:
     return _definition(aws)
+
+
+RUNNING = ("Executing", "Stopping")
+
+
+def follow_execution(
+    aws: Aws,
+    arn: str,
+    show: Callable[[str, str, list[CloudStep]], None],
+    *,
+    watch: bool,
+    interval: float,
+) -> str:
+    """Show the execution's steps, and with ``watch`` again every ``interval`` seconds until it
+    ends. An execution that ended Failed or Stopped raises, with each failed step's reason."""
+    import time
+
+    while True:
+        status, found = execution_steps(aws, arn)
+        show(arn.rsplit("/", 1)[-1], status, found)
+        if not watch or status not in RUNNING:
+            break
+        time.sleep(interval)
+    if status in ("Failed", "Stopped"):
+        reasons = "; ".join(f"{s.name}: {s.detail}" for s in found if s.status == "Failed")
+        raise ExecutionFailed(f"execution {status}" + (f": {reasons}" if reasons else ""))
+    return status

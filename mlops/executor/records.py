@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import NotFound
+from mlops.errors import MlopsError, NotFound
 from sagemaker_jobs.contract import write_atomically
 
 EXECUTION_FILE = "execution.json"
@@ -78,9 +78,16 @@ class ExecutionRecord:
 
     @classmethod
     def load(cls, path: Path) -> ExecutionRecord:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        raw["steps"] = [StepRecord(**s) for s in raw["steps"]]
-        return cls(**raw)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw["steps"] = [StepRecord(**s) for s in raw["steps"]]
+            return cls(**raw)
+        except (ValueError, TypeError, KeyError) as exc:  # truncated, emptied or hand-edited
+            problem = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise MlopsError(
+                f"run record {path} is not a valid execution record ({problem}); "
+                f"restore the file or delete its run folder {path.parent}"
+            ) from exc
 
 
 def list_executions(runs: Path) -> list[ExecutionRecord]:

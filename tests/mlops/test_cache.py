@@ -299,8 +299,8 @@ def test_the_run_output_and_the_aws_steps_name_the_reused_execution() -> None:
 
     from rich.console import Console
 
-    from mlops.cli import ConsoleReporter
     from mlops.cloud import _step
+    from mlops.commands.pipeline import ConsoleReporter
     from mlops.executor.records import StepRecord
 
     buffer = io.StringIO()

@@ -144,7 +144,8 @@ def test_a_report_that_cannot_be_written_warns_and_keeps_the_run(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The model is registered by then: a missing report is a warning with the retry command."""
-    from mlops import cli, model_card
+    from mlops import model_card
+    from mlops.commands import pipeline
 
     class Unwritable:
         def __init__(self, *args: object) -> None:
@@ -155,7 +156,40 @@ def test_a_report_that_cannot_be_written_warns_and_keeps_the_run(
 
     monkeypatch.setattr(model_card, "LocalVersionFiles", Unwritable)
     package = SimpleNamespace(version=7)
-    cli._print_model_docs(package)  # type: ignore[arg-type]
+    pipeline._print_model_docs(package)  # type: ignore[arg-type]
     warning = capsys.readouterr().err
     assert "version 7 was not written: no report.html beside evaluation.json" in warning
     assert "mlops models report 7" in warning
+
+
+def test_an_unexpected_error_is_one_line_and_exit_70(
+    home: Home, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: object) -> None:
+        raise KeyError("steps")
+
+    monkeypatch.setattr(LocalModelRegistry, "list_model_packages", broken)
+    monkeypatch.delenv("MLOPS_DEBUG", raising=False)
+    assert main(["models", "list"]) == 70
+    assert capsys.readouterr().err.strip() == (
+        "error: unexpected KeyError: 'steps' (MLOPS_DEBUG=1 shows the traceback)"
+    )
+    monkeypatch.setenv("MLOPS_DEBUG", "1")
+    assert main(["models", "list"]) == 70
+    shown = capsys.readouterr().err
+    assert "Traceback" in shown and "broken" in shown
+    assert shown.rstrip().endswith("(MLOPS_DEBUG=1 shows the traceback)")
+
+
+@pytest.mark.parametrize("content", ['{"execution_id": "20260101-abc", "st', "{}", "[]"])
+def test_a_corrupt_run_record_is_an_error_naming_the_file(
+    home: Home, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    record = home.runs / "20260101-abc" / "execution.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(content, encoding="utf-8")
+    for argv in (["pipeline", "executions"], ["pipeline", "steps", "20260101-abc"]):
+        assert main(argv) == 2
+        shown = capsys.readouterr().err
+        assert f"run record {record} is not a valid execution record" in shown
+        assert "Traceback" not in shown and "unexpected" not in shown

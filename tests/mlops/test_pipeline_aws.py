@@ -15,9 +15,9 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from mlops import cli
 from mlops.aws import Aws, Stage
 from mlops.cli import main
+from mlops.commands import pipeline
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/mlops-tabular/execution/abc123"
 
@@ -26,7 +26,7 @@ ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/mlops-tabular/execution
 def aws(fake_aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     with mock_aws():
         handle = Aws(Stage("dev", "us-east-1", "mlops-tabular", "mlops-tabular"))
-        monkeypatch.setattr(cli, "aws_for", lambda stage: handle)
+        monkeypatch.setattr(pipeline, "aws_for", lambda stage: handle)
         yield handle
 
 
@@ -85,7 +85,7 @@ def test_steps_watch_follows_until_the_end_and_shows_failure_reasons(
         line for line in captured.out.splitlines() if "Step" in line and "Seconds" in line
     )
     assert [c.strip() for c in header.strip("┃ ").split("┃")] == list(
-        cli.STEP_COLUMNS
+        pipeline.STEP_COLUMNS
     )  # as the local listing
     assert "Processing" in captured.out and "90.00" in captured.out
     assert (
