@@ -14,7 +14,7 @@ from typing import Any
 
 from mlops.aws import Aws, explained
 from mlops.errors import ExecutionFailed, MlopsError, NotFound
-from mlops.executor.runner import resolve_parameters
+from mlops.executor.definition import resolve_parameters
 from sagemaker_jobs.digests import file_sha256, tree_sha256
 
 

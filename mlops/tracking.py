@@ -292,7 +292,7 @@ def summarize_cloud(aws: Any, execution: str, scratch: Path) -> ExecutionSummary
     outcome and the registered package."""
     from mlops.aws import explained
     from mlops.cloud import execution_arn, execution_parameters, raw_execution_steps
-    from mlops.executor.runner import resolve_parameters
+    from mlops.executor.definition import resolve_parameters
 
     arn = execution_arn(aws, execution)
     sagemaker = aws.client("sagemaker")

@@ -7,163 +7,49 @@ registration step writes to the local registry. Step types are dispatched throug
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
-import math
-import os
 import secrets
-import signal
-import subprocess
 import sys
 import tarfile
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import sagemaker_jobs
 from mlops.errors import ExecutionFailed, MlopsError
-from mlops.executor import cache
+from mlops.executor import cache, container
+from mlops.executor.container import IMAGE_COMMANDS, opt_ml, sigterm_as_interrupt
+from mlops.executor.definition import all_steps, plan, resolve_parameters
 from mlops.executor.expressions import Context, ExpressionError
+from mlops.executor.outcomes import (
+    ExecutionStopped,
+    Outcome,
+    Reporter,
+    SilentReporter,
+    StepFailed,
+)
 from mlops.executor.records import ExecutionRecord, StepRecord, now
+from mlops.executor.tuning import run_tuning
 from mlops.home import Home
 from mlops.registry import ModelRegistry
 from mlops.registry.local import LOCAL_ACCOUNT
 from mlops.store import LocalObjectStore
-from sagemaker_jobs.contract import ROOT_ENV, JobError, Paths
+from sagemaker_jobs.contract import JobError
 
-# What the project image does when started with a command (see the Dockerfile): SageMaker
-# training runs `docker run IMAGE train`; here the same module runs in a child process.
-IMAGE_COMMANDS = {"train": ["-m", "sagemaker_jobs.train", "train"]}
-PYTHON_NAMES = {"python", "python3"}
-STOP_GRACE_SECONDS = 30  # SageMaker's SIGTERM-to-SIGKILL grace
-
-
-class StepFailed(MlopsError):
-    def __init__(self, step: str, reason: str, trials: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(f"step {step} failed: {reason}")
-        self.step, self.reason = step, reason
-        self.trials = trials or []  # a failed tuning job's trials, kept for the record
-
-
-class ExecutionStopped(ExecutionFailed):
-    exit_code = 130
-
-
-class Reporter(Protocol):
-    def step_started(self, record: StepRecord) -> None: ...
-    def step_finished(self, record: StepRecord) -> None: ...
-    def log_line(self, step: str, line: str) -> None: ...
-
-
-class SilentReporter:
-    def step_started(self, record: StepRecord) -> None:
-        pass
-
-    def step_finished(self, record: StepRecord) -> None:
-        pass
-
-    def log_line(self, step: str, line: str) -> None:
-        pass
-
-
-@dataclass
-class Outcome:
-    """What a finished step leaves for later steps and for the record."""
-
-    properties: dict[str, Any]
-    outputs: dict[str, Any] = field(default_factory=dict)
-    property_files: dict[tuple[str, str], Path] = field(default_factory=dict)
-    skip: list[str] = field(default_factory=list)
-    trials: list[dict[str, Any]] = field(default_factory=list)  # a Tuning step's training jobs
-
-
-# Parameters ----------------------------------------------------------------------------
-_CASTS: dict[str, Callable[[str], Any]] = {
-    "String": str,
-    "Integer": int,
-    "Float": float,
-    "Boolean": lambda v: {"true": True, "false": False}[v.strip().lower()],
-}
-
-
-def resolve_parameters(definition: dict[str, Any], overrides: dict[str, str]) -> dict[str, Any]:
-    """Defaults plus ``Name=Value`` overrides, each checked against its declared type."""
-    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise MlopsError(f"unknown parameter(s) {unknown}; the pipeline has {sorted(declared)}")
-    values: dict[str, Any] = {}
-    for name, spec in declared.items():
-        if name not in overrides:
-            if "DefaultValue" not in spec:
-                raise MlopsError(f"parameter {name} has no default: pass --param {name}=VALUE")
-            values[name] = spec["DefaultValue"]
-            continue
-        raw = overrides[name]
-        try:
-            values[name] = _CASTS[spec["Type"]](raw)
-        except (KeyError, ValueError) as exc:
-            raise MlopsError(f"parameter {name} is {spec['Type']}; {raw!r} is not one") from exc
-        if isinstance(values[name], float) and not math.isfinite(values[name]):
-            raise MlopsError(f"parameter {name} must be a finite number; got {raw!r}")
-        allowed = spec.get("EnumValues")
-        if allowed and values[name] not in allowed:
-            raise MlopsError(f"parameter {name} must be one of {allowed}; got {raw!r}")
-    return values
-
-
-# The step graph ------------------------------------------------------------------------
-def _all_steps(
-    steps: list[dict[str, Any]], parent: str | None = None
-) -> Iterator[tuple[dict, str | None]]:
-    for step in steps:
-        yield step, parent
-        if step.get("Type") == "Condition":
-            branches = step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
-            yield from _all_steps(branches, step["Name"])
-
-
-def _references(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        get = value.get("Get")
-        if isinstance(get, str) and get.startswith("Steps."):
-            yield get.split(".")[1]
-        for key, inner in value.items():
-            if key not in ("IfSteps", "ElseSteps"):
-                yield from _references(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from _references(inner)
-
-
-def plan(definition: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
-    """Order the steps by data and explicit dependencies (stable in definition order)."""
-    found = list(_all_steps(definition.get("Steps", [])))
-    specs = {step["Name"]: step for step, _ in found}
-    needs: dict[str, set[str]] = {}
-    for step, parent in found:
-        deps = set(_references(step.get("Arguments", {}))) | set(step.get("DependsOn", []))
-        deps |= set(_references(step.get("PropertyFiles", [])))
-        if parent:
-            deps.add(parent)
-        missing = deps - set(specs)
-        if missing:
-            raise MlopsError(f"step {step['Name']} depends on unknown step(s) {sorted(missing)}")
-        needs[step["Name"]] = deps
-    ordered: list[dict[str, Any]] = []
-    done: set[str] = set()
-    while len(ordered) < len(specs):
-        ready = [n for n in specs if n not in done and needs[n] <= done]
-        if not ready:
-            raise MlopsError(f"steps {sorted(set(specs) - done)} form a dependency cycle")
-        ordered.append(specs[ready[0]])
-        done.add(ready[0])
-    return ordered, needs
+# Re-exported: callers import the executor's public names from here.
+__all__ = [
+    "ExecutionStopped",
+    "LocalPipelineExecutor",
+    "Outcome",
+    "Reporter",
+    "StepFailed",
+    "plan",
+    "resolve_parameters",
+]
 
 
 # The executor --------------------------------------------------------------------------
@@ -203,7 +89,7 @@ class LocalPipelineExecutor:
 
         The name is given apart, as SageMaker keeps it outside the definition body.
         SIGTERM (a CI cancel, `kill`, `timeout`) stops it the way Ctrl-C does."""
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             return self._run(definition, overrides, pipeline_name)
 
     def _run(
@@ -346,11 +232,7 @@ class LocalPipelineExecutor:
             )
 
     def _command(self, name: str, argv: list[Any]) -> list[str]:
-        if not argv or argv[0] not in PYTHON_NAMES:
-            raise StepFailed(
-                name, f"entry point {argv[:3]} is not a python3 command; cannot run locally"
-            )
-        return [self.python, *(str(a) for a in argv[1:])]
+        return container.command(name, argv, self.python)
 
     def _download(self, name: str, uri: str, destination: Path) -> None:
         try:
@@ -364,57 +246,9 @@ class LocalPipelineExecutor:
         argv: list[str],
         step_dir: Path,
         env: dict[str, str],
-        started: Callable[[subprocess.Popen[str]], None] | None = None,
+        started: container.Started | None = None,
     ) -> None:
-        """Run one job as SageMaker would run the container, and turn its failure into a reason.
-
-        ``started`` sees the child process: a caller running jobs in threads stops them itself."""
-        paths = _opt_ml(step_dir)
-        root = paths.root
-        paths.failure_file.unlink(missing_ok=True)
-        project = str(Path(sagemaker_jobs.__file__).resolve().parent.parent)
-        # The caller's own SM_* variables would redirect the job's channels and model dir.
-        inherited = {
-            k: v for k, v in os.environ.items() if not k.startswith("SM_") and k != ROOT_ENV
-        }
-        child_env = {
-            **inherited,
-            **env,
-            ROOT_ENV: str(root),
-            "PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")])),
-            "PYTHONUNBUFFERED": "1",
-        }
-        log_path = step_dir / "log.txt"
-        with (
-            log_path.open("w", encoding="utf-8") as log,
-            subprocess.Popen(
-                argv,
-                cwd=step_dir,
-                env=child_env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,  # Ctrl-C reaches us; we stop the job the SageMaker way
-            ) as child,
-        ):
-            if started:
-                started(child)
-            try:
-                assert child.stdout is not None
-                for line in child.stdout:
-                    log.write(line)
-                    self.reporter.log_line(name, line.rstrip("\n"))
-                code = child.wait()
-            except KeyboardInterrupt:
-                _stop(child)
-                raise
-        if code != 0:
-            reason = (
-                paths.failure_file.read_text(encoding="utf-8").strip()
-                if paths.failure_file.exists()
-                else ""
-            )
-            raise StepFailed(name, reason or f"exited with code {code}; see {log_path}")
+        container.run_container(name, argv, step_dir, env, self.reporter.log_line, started)
 
     # step types ---------------------------------------------------------------------
     def _processing(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
@@ -422,7 +256,7 @@ class LocalPipelineExecutor:
         args = self._resolve(name, spec["Arguments"], context)
         app = args["AppSpecification"]
         self._check_image(name, app["ImageUri"])
-        paths = _opt_ml(step_dir)
+        paths = opt_ml(step_dir)
         try:
             for item in args.get("ProcessingInputs", []):
                 if "S3Input" not in item:
@@ -482,8 +316,6 @@ class LocalPipelineExecutor:
         )
 
     def _tuning(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
-        from mlops.executor.tuning import run_tuning  # it builds on this module
-
         args = self._resolve(spec["Name"], spec["Arguments"], context)
         return run_tuning(self, spec["Name"], args, context, step_dir)
 
@@ -493,12 +325,12 @@ class LocalPipelineExecutor:
         args: dict[str, Any],
         step_dir: Path,
         job_name: str,
-        started: Callable[[subprocess.Popen[str]], None] | None = None,
+        started: container.Started | None = None,
     ) -> str:
         """Run one training job (CreateTrainingJob arguments) in ``step_dir``; return the
         S3 URI of its model.tar.gz."""
         self._check_image(name, args["AlgorithmSpecification"]["TrainingImage"])
-        paths = _opt_ml(step_dir)
+        paths = opt_ml(step_dir)
         config = paths.root / "input" / "config"
         config.mkdir(parents=True, exist_ok=True)
         hyperparameters = {k: _as_text(v) for k, v in args.get("HyperParameters", {}).items()}
@@ -545,7 +377,7 @@ class LocalPipelineExecutor:
         return Outcome(
             properties={"Outcome": outcome},
             outputs={"Outcome": outcome},
-            skip=[s["Name"] for s, _ in _all_steps(not_taken)],
+            skip=[s["Name"] for s, _ in all_steps(not_taken)],
         )
 
     def _fail(self, spec: dict[str, Any], context: Context, step_dir: Path) -> Outcome:
@@ -597,38 +429,5 @@ class LocalPipelineExecutor:
         )
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _opt_ml(step_dir: Path) -> Paths:
-    """Each job step's container sees its own /opt/ml at <run>/steps/<step>/opt/ml."""
-    return Paths(step_dir / "opt" / "ml")
-
-
 def _as_text(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
-
-
-def _stop(child: subprocess.Popen[str]) -> None:
-    """SIGTERM the job's process group, then SIGKILL after the grace period."""
-    try:
-        os.killpg(child.pid, signal.SIGTERM)
-        child.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
-    except ProcessLookupError:
-        pass

@@ -9,27 +9,24 @@ SageMaker reads it; the best trial by the objective and its direction comes firs
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import os
 import random
 import re
-import signal
 import subprocess
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from mlops.executor.container import Started, stop_all, terminate
 from mlops.executor.expressions import Context
+from mlops.executor.outcomes import Outcome, Reporter, StepFailed
 from mlops.executor.records import now
 from mlops.registry.local import LOCAL_ACCOUNT
-
-if TYPE_CHECKING:
-    from mlops.executor.runner import LocalPipelineExecutor, Outcome
 
 LOCAL_STRATEGIES = {"Random", "Grid"}  # Bayesian and Hyperband run as Random locally
 
@@ -52,6 +49,22 @@ class Trial:
 
 class TuningError(ValueError):
     """A tuning job definition the local executor cannot run, with the reason."""
+
+
+class TrainingJobs(Protocol):
+    """What a tuning job needs from the executor: to run one training job, and its reporter."""
+
+    @property
+    def reporter(self) -> Reporter: ...
+
+    def run_training_job(
+        self,
+        name: str,
+        args: dict[str, Any],
+        step_dir: Path,
+        job_name: str,
+        started: Started | None = None,
+    ) -> str: ...
 
 
 # Sampling ------------------------------------------------------------------------------
@@ -170,14 +183,12 @@ def rank(trials: list[Trial], direction: str) -> list[Trial]:
 
 # The step ------------------------------------------------------------------------------
 def run_tuning(
-    executor: LocalPipelineExecutor,
+    executor: TrainingJobs,
     name: str,
     args: dict[str, Any],
     context: Context,
     step_dir: Path,
 ) -> Outcome:
-    from mlops.executor.runner import Outcome, StepFailed
-
     config = args.get("HyperParameterTuningJobConfig", {})
     definition = args.get("TrainingJobDefinition")
     if not definition:
@@ -226,7 +237,7 @@ def run_tuning(
                 live.add(child)
                 mine.append(child)
             if stopping.is_set():  # started just as a stop came in
-                _terminate(child)
+                terminate(child)
 
         if stopping.is_set():
             trial.status, trial.failure_reason = "Stopped", "the tuning job was stopped"
@@ -284,7 +295,7 @@ def run_tuning(
                 future.cancel()
             with lock:
                 children = list(live)
-            _stop_all(children)
+            stop_all(children)
             raise
 
     ranked = rank(trials, str(direction))
@@ -360,7 +371,7 @@ def _describe(trial: Trial, metric: Any) -> str:
 class _StepLog:
     """The tuning step's own log: one line per trial as it ends (the jobs' logs are theirs)."""
 
-    def __init__(self, path: Path, executor: LocalPipelineExecutor, step: str) -> None:
+    def __init__(self, path: Path, executor: TrainingJobs, step: str) -> None:
         self.path, self.executor, self.step = path, executor, step
         self.lock = threading.Lock()
         path.write_text("", encoding="utf-8")
@@ -369,18 +380,3 @@ class _StepLog:
         with self.lock, self.path.open("a", encoding="utf-8") as log:
             log.write(line + "\n")
             self.executor.reporter.log_line(self.step, line)
-
-
-def _terminate(child: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):  # it ended on its own
-        os.killpg(child.pid, signal.SIGTERM)
-
-
-def _stop_all(children: list[subprocess.Popen[str]]) -> None:
-    """SIGTERM every trial at once, then give each the grace SageMaker gives before SIGKILL."""
-    from mlops.executor.runner import _stop
-
-    for child in children:
-        _terminate(child)
-    for child in children:
-        _stop(child)

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from mlops.errors import ExecutionFailed, MlopsError
+from mlops.executor.definition import plan, resolve_parameters
+from mlops.executor.outcomes import ExecutionStopped
 from mlops.executor.records import StepRecord, find_execution
-from mlops.executor.runner import ExecutionStopped, LocalPipelineExecutor, plan, resolve_parameters
+from mlops.executor.runner import LocalPipelineExecutor
 from mlops.home import Home
 from mlops.local import LOCAL_IMAGE
 from mlops.registry import LocalModelRegistry

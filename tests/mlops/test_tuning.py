@@ -18,8 +18,9 @@ import pytest
 
 from mlops.cli import main
 from mlops.errors import ExecutionFailed, MlopsError
+from mlops.executor.outcomes import ExecutionStopped
 from mlops.executor.records import StepRecord, find_execution
-from mlops.executor.runner import ExecutionStopped, LocalPipelineExecutor
+from mlops.executor.runner import LocalPipelineExecutor
 from mlops.executor.tuning import Trial, TuningError, rank, read_metrics, sample
 from mlops.home import Home
 from mlops.local import DEMO_DATA, LOCAL_IMAGE, load_tuning
