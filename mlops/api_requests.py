@@ -26,6 +26,7 @@ from typing import Any
 import regex
 
 from mlops.errors import MlopsError
+from mlops.executor.definition import plan, resolve_parameters
 from mlops.executor.expressions import Context
 
 # Which request each step type sends (steps of the other known types send none).
@@ -87,8 +88,6 @@ def pipeline_requests(
 ) -> list[PlannedRequest]:
     """Every request the pipeline's steps send to SageMaker, in run order, both branches of
     each condition included. ``parameters`` override the definition's defaults."""
-    from mlops.executor.runner import plan, resolve_parameters  # it imports this module
-
     values = resolve_parameters(definition, {k: _parameter_text(v) for k, v in parameters.items()})
     arn = f"arn:aws:sagemaker:{PLANNED_REGION}:{PLANNED_ACCOUNT}:pipeline/{pipeline_name}"
     context = _PlanningContext(
