@@ -89,6 +89,18 @@ class ModelHandler:
 
     # input_fn -------------------------------------------------------------------------
     def input_fn(self, body: bytes, content_type: str | None) -> pd.DataFrame | np.ndarray:
+        try:
+            return self._parse(body, content_type)
+        except UnicodeEncodeError as exc:
+            # A UTF-8 body holds no surrogates, but a JSON escape ("\ud800") or an NPY string can:
+            # half a pair is not text, and pandas and the model cannot encode it.
+            bad = exc.object[exc.start : exc.end]
+            raise BadRequest(
+                f"the input holds {bad!r}, half of a UTF-16 surrogate pair, which is not text; "
+                "send whole characters (both halves of a pair, or plain UTF-8)"
+            ) from None
+
+    def _parse(self, body: bytes, content_type: str | None) -> pd.DataFrame | np.ndarray:
         kind, _ = media_type(content_type)
         kind = kind or JSON  # SageMaker: a missing Content-Type means JSON
         if not body or not body.strip():
@@ -107,10 +119,12 @@ class ModelHandler:
             return self._frame(self._csv_rows(text), source="csv")
         if kind == JSON:
             return self._frame(self._json_rows(_loads(text)), source="json")
+        # Lines end at "\n" only: str.splitlines() also breaks at U+2028 and other separators,
+        # which JSON allows unescaped inside a string.
         return self._frame(
             [
                 row
-                for i, line in enumerate(text.splitlines(), 1)
+                for i, line in enumerate(text.split("\n"), 1)
                 if line.strip()
                 for row in self._json_rows(_loads(line, f"line {i}"), single=True)
             ],
@@ -270,9 +284,14 @@ def _records(prediction: Prediction) -> Iterable[dict[str, Any]]:
 
 def _loads(text: str, where: str = "the body") -> Any:
     try:
-        return json.loads(text)
+        document = json.loads(text)
     except ValueError as exc:  # JSONDecodeError, and integers too long to convert
         raise BadRequest(f"{where} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise BadRequest(
+            f"{where} nests arrays or objects too deeply; send rows as flat lists or records"
+        ) from None
+    return document
 
 
 def _numbers(cells: list[Any], name: str) -> list[float]:

@@ -82,6 +82,59 @@ def test_client_faults_are_4xx_with_json_and_error_type(
     assert json.loads(response.body)["message"]
 
 
+RECORD = (
+    '"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181, '
+    '"body_mass_g": 3750, "sex": "male", "year": 2007'
+)
+
+
+def _npy(array: Any) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", "nests arrays or objects too deeply"),
+        (b'{"a": ' * 50_000 + b"1" + b"}" * 50_000, "application/jsonlines", "line 1 nests"),
+        (
+            ('[{"island": "\\ud800", ' + RECORD + "}]").encode(),
+            "application/json",
+            "half of a UTF-16 surrogate pair",
+        ),
+        (
+            _npy([["Torgersen\ud800", 39.1, 18.7, 181, 3750, "male", 2007]]),
+            "application/x-npy",
+            "half of a UTF-16 surrogate pair",
+        ),
+    ],
+)
+def test_hostile_text_is_a_400_naming_the_problem(
+    app: InferenceApp, body: bytes, content_type: str, message: str
+) -> None:
+    response = call(app, "POST", "/invocations", body, {"content-type": content_type})
+    assert (response.status, response.headers["x-amzn-errortype"]) == (400, "ValidationError")
+    assert message in json.loads(response.body)["message"]
+
+
+def test_json_lines_split_at_newlines_only(app: InferenceApp) -> None:
+    """U+2028 and U+0085 are legal inside a JSON string; only "\\n" ends a line."""
+    lines = [
+        '{"island": "Tor\u2028gersen", ' + RECORD + "}",
+        '{"island": "Bis\u0085coe", ' + RECORD + "}",
+    ]
+    body = "\r\n".join(lines).encode()
+    response = call(app, "POST", "/invocations", body, {"content-type": "application/jsonlines"})
+    assert response.status == 200, response.body
+    assert len(json.loads(response.body)["predictions"]) == 2
+
+
 class _Exploding:
     """A model that fails inside predict, as a broken artifact would."""
 
