@@ -28,6 +28,8 @@ class ServerSettings(BaseModel):
     capture_max_mb: float = Field(64, gt=0)
     # Prometheus metrics on a port of their own; off by default (SageMaker only talks to 8080).
     metrics_port: int | None = Field(None, ge=1, le=65535)
+    # Where the workers' metric files go (a local endpoint's own folder); default: temp dir.
+    metrics_dir: Path | None = None
 
     @field_validator("default_accept")
     @classmethod
@@ -63,6 +65,7 @@ _ENV = {
     "MLOPS_CAPTURE_PERCENT": "capture_percent",
     "MLOPS_CAPTURE_MAX_MB": "capture_max_mb",
     "MLOPS_METRICS_PORT": "metrics_port",
+    "MLOPS_METRICS_DIR": "metrics_dir",
 }
 
 

@@ -233,8 +233,12 @@ class MetricsExporter:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_server(cls, model_dir: Path) -> MetricsExporter:
-        folder = tempfile.mkdtemp(prefix="model-server-metrics-")
+    def for_server(cls, model_dir: Path, parent: Path | None = None) -> MetricsExporter:
+        """``parent``: where to make the folder (a local endpoint's own state; default: the
+        temp directory)."""
+        if parent:
+            parent.mkdir(parents=True, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix="model-server-metrics-", dir=parent)
         os.environ[MULTIPROC_ENV] = folder
         # prometheus-client picks its value store from the environment at import time, which
         # may be before now: pick it again (``values.ValueClass`` is read at metric creation).

@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.metrics_port:
         from inference.metrics import MetricsExporter
 
-        exporter = MetricsExporter.for_server(settings.model_dir)  # before the workers start
+        # Before the workers start: they inherit the folder's location.
+        exporter = MetricsExporter.for_server(settings.model_dir, settings.metrics_dir)
         try:
             exporter.start(settings.host, settings.metrics_port)
         except OSError as exc:

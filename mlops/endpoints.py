@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
@@ -85,6 +85,23 @@ def _alive(pid: int, started: str = "") -> bool:
     if fields is None or fields[0] == "Z":
         return False
     return not started or (len(fields) > 19 and fields[19] == started)
+
+
+def _group(leader: int, started: str) -> list[int]:
+    """The live processes of the server's process group (and session: it was started with
+    setsid), including workers left behind by a leader killed with SIGKILL."""
+    fields = _proc_stat(leader)
+    if fields is not None and started and len(fields) > 19 and fields[19] != started:
+        # The leader's pid belongs to another process now. Linux reuses no pid while a group or
+        # session still holds it, so our group is gone: never signal the newcomer's.
+        return []
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _proc_stat(int(entry.name))  # state, ppid, pgrp, session, ...
+            if stat and stat[0] != "Z" and stat[2] == stat[3] == str(leader):
+                members.append(int(entry.name))
+    return members
 
 
 def _port_taken(port: int) -> bool:
@@ -236,6 +253,11 @@ class LocalEndpoints:
             "MLOPS_MODEL_VERSION": str(package.version),  # the metrics' model info
             "LOG_LEVEL": "INFO",
         }
+        # The workers' metric files live in the endpoint's folder, not the temp directory: a
+        # server killed outright leaves them here, where the next deploy or delete removes them.
+        shutil.rmtree(folder / "metrics", ignore_errors=True)
+        if metrics_port is not None:
+            env["MLOPS_METRICS_DIR"] = str(folder / "metrics")
         if capture_dir:
             env.update(
                 MLOPS_CAPTURE_DIR=str(capture_dir), MLOPS_CAPTURE_PERCENT=str(capture_percent)
@@ -290,25 +312,39 @@ class LocalEndpoints:
         return record
 
     def _stop(self, record: EndpointRecord) -> None:
-        """SIGTERM (in-flight requests finish), then SIGKILL after the grace period."""
-        if not _alive(record.pid, record.pid_started):
-            return  # gone, or the pid now belongs to another process: never signal that one
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(record.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while _alive(record.pid, record.pid_started) and time.monotonic() < deadline:
-            _exited(record.pid)  # reap it if it is our own child
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            if _alive(record.pid, record.pid_started):
-                os.killpg(record.pid, signal.SIGKILL)
+        """SIGTERM to the server's whole process group (in-flight requests finish), SIGKILL
+        after the grace period; then nothing of it may listen on its ports any more."""
+        if not _group(record.pid, record.pid_started):
+            _exited(record.pid)
+            return  # nothing of ours runs: whatever holds the port now is not our server
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not _group(record.pid, record.pid_started):
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(record.pid, sig)
+            deadline = time.monotonic() + (STOP_GRACE_SECONDS if sig == signal.SIGTERM else 5)
+            while _group(record.pid, record.pid_started) and time.monotonic() < deadline:
+                _exited(record.pid)  # reap it if it is our own child
+                time.sleep(0.1)
+        _exited(record.pid)
+        ports = [record.port] + (
+            [urlsplit(record.metrics_url).port or 0] if record.metrics_url else []
+        )
+        still = [port for port in ports if _port_taken(port)]
+        if still:
+            raise MlopsError(
+                f"endpoint {record.name!r}: port {still[0]} still accepts connections after its "
+                f"server (process group {record.pid}) was stopped; find the process with "
+                f"`ss -ltnp 'sport = :{still[0]}'` and stop it"
+            )
 
     def delete(self, name: str) -> EndpointRecord:
         record = self._record(name)
         self._stop(record)
         folder = self._dir(name)
         (folder / "endpoint.json").unlink()
-        shutil.rmtree(folder / "model", ignore_errors=True)  # captures stay, as in S3
+        for state in ("model", "metrics"):  # captures stay, as in S3
+            shutil.rmtree(folder / state, ignore_errors=True)
         return record
 
     def invoke(

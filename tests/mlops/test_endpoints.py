@@ -104,18 +104,36 @@ def test_endpoint_lifecycle(
     assert "demo" not in capsys.readouterr().out
 
 
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.mark.slow
-def test_a_dead_server_is_reported_stale(home: Home, registered: LocalModelRegistry) -> None:
+def test_a_killed_server_is_stale_and_delete_stops_its_orphaned_workers(
+    home: Home, registered: LocalModelRegistry
+) -> None:
     endpoints = LocalEndpoints(home, registered)
-    record = endpoints.deploy("stale", GROUP, workers=1)
-    os.killpg(record.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while endpoints.describe("stale").status != "Stale" and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert endpoints.describe("stale").status == "Stale"
-    with pytest.raises(MlopsError, match="is Stale"):
-        endpoints.invoke("stale", ROW.encode(), "text/csv", "application/json")
-    endpoints.delete("stale")
+    record = endpoints.deploy("stale", GROUP, workers=2, metrics_port=0)
+    metrics_port = int(str(record.metrics_url).rsplit(":", 1)[1].split("/")[0])
+    state = home.root / "endpoints/stale/metrics"
+    try:
+        # The workers' metric files live in the endpoint's folder, not the temp directory.
+        assert list(state.glob("model-server-metrics-*/*.db"))
+        os.kill(record.pid, signal.SIGKILL)  # the server process only: its workers live on
+        deadline = time.monotonic() + 10
+        while endpoints.describe("stale").status != "Stale" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert endpoints.describe("stale").status == "Stale"
+        with pytest.raises(MlopsError, match="is Stale"):
+            endpoints.invoke("stale", ROW.encode(), "text/csv", "application/json")
+        assert _listening(record.port)  # orphaned workers still serve
+    finally:
+        endpoints.delete("stale")
+    assert not _listening(record.port) and not _listening(metrics_port)
+    assert not state.exists()
 
 
 def test_transform_scores_files_like_batch_transform(
