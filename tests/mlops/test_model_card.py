@@ -17,7 +17,7 @@ from mlops.cli import main
 from mlops.executor.runner import LocalPipelineExecutor
 from mlops.home import HOME_ENV, Home
 from mlops.local import DEMO_DATA, DEMO_TARGET, LOCAL_IMAGE, upload_dataset
-from mlops.model_card import CardSources, build_card, render_markdown
+from mlops.model_card.content import CardSources, build_card, render_markdown
 from mlops.registry import LocalModelRegistry, ModelPackage
 from mlops.store import LocalObjectStore
 from sagemaker_jobs.digests import file_sha256
