@@ -302,7 +302,7 @@ def test_a_tracking_server_arn_is_served_and_signed_by_the_sagemaker_mlflow_plug
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     arn = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/mlops-dev"
-    with tracking._tracking(arn, "checking the plugin") as mlflow:
+    with tracking.client._tracking(arn, "checking the plugin") as mlflow:
         assert isinstance(mlflow._tracking_client.store, MlflowSageMakerStore)
         # The signer reads the process-wide URI: it must be the server's, for its region.
         signer = AuthProvider().get_auth()
