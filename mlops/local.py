@@ -71,7 +71,7 @@ def load_tuning(path: Path) -> TuningSettings:
             for e in exc.errors()
         )
         raise MlopsError(
-            f"bad tuning settings in {path}: {problems}. See README, Hyperparameter tuning"
+            f"bad tuning settings in {path}: {problems}. See docs/tuning-and-caching.md"
         ) from exc
 
 
