@@ -27,7 +27,7 @@ import regex
 
 from mlops.errors import MlopsError
 from mlops.executor.definition import plan, resolve_parameters
-from mlops.executor.expressions import Context
+from mlops.executor.expressions import Context, ExpressionError
 
 # Which request each step type sends (steps of the other known types send none).
 OPERATIONS = {
@@ -131,6 +131,21 @@ def step_request(spec: dict[str, Any], context: Context) -> PlannedRequest | Non
     return PlannedRequest(name, operation, request)
 
 
+def step_rejection(spec: dict[str, Any], context: Context) -> str | None:
+    """Why SageMaker would reject the request ``spec`` is about to send, or None (the local
+    executor asks before each step). An expression that cannot be evaluated yet is left to the
+    step itself to report."""
+    try:
+        planned = step_request(spec, context)
+    except ExpressionError:
+        return None
+    problems = validate_request(planned.operation, planned.request) if planned else []
+    if not problems:
+        return None
+    assert planned is not None
+    return f"SageMaker would reject its {planned.operation} request: " + "; ".join(problems)
+
+
 def _job_name(step: str, execution_id: str, operation: str) -> str:
     # Tuning job names are limited to 32 characters, the others to 63.
     limit = 32 if operation == "CreateHyperParameterTuningJob" else 63
@@ -206,6 +221,18 @@ def check_requests(planned: list[PlannedRequest]) -> list[str]:
     ]
 
 
+def check_pipeline(
+    definition: dict[str, Any], overrides: Mapping[str, object], pipeline_name: str = "pipeline"
+) -> int:
+    """Raise before anything runs if SageMaker would reject any request of an execution with
+    these parameters (``pipeline run`` and ``pipeline start`` ask); return how many requests
+    were checked."""
+    planned = pipeline_requests(definition, overrides, pipeline_name=pipeline_name)
+    if problems := check_requests(planned):
+        raise rejection(problems, overrides)
+    return len(planned)
+
+
 def rejection(problems: list[str], given: Mapping[str, object] = {}) -> RequestError:
     """One error for all problems; a problem whose value holds a given parameter's value says
     which parameter to change."""
@@ -219,8 +246,10 @@ def rejection(problems: list[str], given: Mapping[str, object] = {}) -> RequestE
         lines.append(problem + (f" (from parameter {', '.join(sources)})" if sources else ""))
     count = len(lines)
     return RequestError(
-        f"SageMaker would reject {count} request field{'s' if count > 1 else ''} "
-        "(nothing was started):\n  " + "\n  ".join(lines)
+        f"SageMaker would reject {count} request field{'s' if count > 1 else ''} of this "
+        "execution, so nothing was started:\n  "
+        + "\n  ".join(lines)
+        + "\nChange the parameter (or rename the data file) and run again."
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops.api_requests import check_pipeline
 from mlops.aws import Aws, explained
 from mlops.errors import ExecutionFailed, MlopsError, NotFound
 from mlops.executor.definition import resolve_parameters
@@ -79,7 +80,10 @@ def _definition(aws: Aws) -> dict[str, Any]:
 
 def start_pipeline(aws: Aws, overrides: dict[str, str]) -> str:
     """Start the deployed pipeline; parameters are checked against its own definition first."""
-    values = resolve_parameters(_definition(aws), overrides)
+    definition = _definition(aws)
+    values = resolve_parameters(definition, overrides)
+    # Refuse what a step would have SageMaker reject later (after the paid training).
+    check_pipeline(definition, overrides, aws.stage.pipeline_name)
     parameters = [{"Name": k, "Value": str(v)} for k, v in values.items() if k in overrides]
     with explained("sagemaker:StartPipelineExecution", f"pipeline {aws.stage.pipeline_name}"):
         started = aws.client("sagemaker").start_pipeline_execution(

@@ -172,6 +172,7 @@ def run(
     tuning: Annotated[Path | None, TUNING_OPTION] = None,
 ) -> None:
     """Run the pipeline definition locally: preprocess, train, evaluate, gate, register."""
+    from mlops.api_requests import check_pipeline
     from mlops.executor.runner import LocalPipelineExecutor
     from mlops.local import (
         DEMO_DATA,
@@ -202,6 +203,8 @@ def run(
     err.print(f"Building the pipeline definition and running it on {source} ...")
     settings = local_settings(tuning=load_tuning(tuning) if tuning else None)
     definition = json.loads(definition_json(settings))
+    # What SageMaker would refuse only after the paid steps is refused before any step here.
+    check_pipeline(definition, overrides, settings.pipeline_name)
     registry = LocalModelRegistry(home.registry)
     executor = LocalPipelineExecutor(
         home,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import sagemaker_jobs
+from mlops import api_requests
 from mlops.errors import ExecutionFailed, MlopsError
 from mlops.executor import cache, container
 from mlops.executor.container import IMAGE_COMMANDS, opt_ml, sigterm_as_interrupt
@@ -140,6 +141,9 @@ class LocalPipelineExecutor:
             self.reporter.step_started(step)
             context.execution["CurrentDateTime"] = now()
             try:
+                # SageMaker refuses a bad request when the step starts: so does this executor.
+                if rejected := api_requests.step_rejection(spec, context):
+                    raise StepFailed(name, rejected)
                 outcome = self._run_or_reuse(spec, context, step_dir, step)
             except StepFailed as exc:
                 step.trials = exc.trials

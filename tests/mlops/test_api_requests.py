@@ -4,8 +4,11 @@ the rules botocore's own validator skips (patterns, lengths, list sizes, enums, 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from mlops.api_requests import (
@@ -15,7 +18,13 @@ from mlops.api_requests import (
     rejection,
     validate_request,
 )
-from mlops.errors import MlopsError
+from mlops.cli import main
+from mlops.errors import ExecutionFailed, MlopsError
+from mlops.executor.records import find_execution
+from mlops.executor.runner import LocalPipelineExecutor
+from mlops.home import Home
+from mlops.local import DEMO_DATA, LOCAL_IMAGE
+from mlops.registry import LocalModelRegistry
 from mlops.stages import load_context, stage_settings
 from sagemaker_jobs.pipeline import PipelineSettings, definition_json
 
@@ -245,3 +254,93 @@ def test_an_unknown_step_type_or_operation_is_named() -> None:
         pipeline_requests(definition, {})
     with pytest.raises(MlopsError, match="no operation 'CreateThing'"):
         validate_request("CreateThing", {})
+
+
+# Where the checks run: before each local step, and before `pipeline run` / `pipeline start`.
+def _processing(name: str, arguments: list[str]) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "Type": "Processing",
+        "Arguments": {
+            "RoleArn": "arn:aws:iam::000000000000:role/mlops-local",
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                    "VolumeSizeInGB": 30,
+                }
+            },
+            "AppSpecification": {
+                "ImageUri": LOCAL_IMAGE,
+                "ContainerEntrypoint": ["python3", "-c", "print('ran')"],
+                "ContainerArguments": arguments,
+            },
+        },
+    }
+
+
+def test_the_local_executor_fails_the_step_sagemaker_would_refuse(home: Home) -> None:
+    first = _processing("First", ["ok"])
+    second = _processing("Second", ["x" * 257])
+    second["DependsOn"] = ["First"]
+    executor = LocalPipelineExecutor(home, LocalModelRegistry(home.registry), image_uri=LOCAL_IMAGE)
+    with pytest.raises(ExecutionFailed) as failed:
+        executor.run({"Steps": [first, second]}, {})
+    assert str(failed.value).startswith(
+        "Step Second failed: SageMaker would reject its CreateProcessingJob request: "
+        "AppSpecification.ContainerArguments[0]: 'xxx"
+    )
+    assert str(failed.value).endswith(
+        "has 257 characters, more than 256; shorten it to at most 256"
+    )
+    record = find_execution(home.runs, "latest")
+    assert [(s.name, s.status) for s in record.steps] == [
+        ("First", "Succeeded"),
+        ("Second", "Failed"),
+    ]
+    assert not (Path(record.run_dir) / "steps" / "Second" / "opt").exists()  # it never started
+
+
+def test_pipeline_run_refuses_a_data_file_name_before_any_step(
+    home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "penguins (v2).csv"
+    shutil.copy(DEMO_DATA, data)
+    assert main(["pipeline", "run", "--data", str(data), "--target", "species"]) == 2
+    message = capsys.readouterr().err
+    assert "CustomerMetadataProperties['DatasetUri']" in message
+    assert "remove or replace the characters '(' ')'" in message
+    assert "(from parameter InputDataUri)" in message
+    assert not home.runs.exists() or not any(home.runs.iterdir())  # no execution at all
+
+
+def test_pipeline_run_refuses_a_column_types_argument_over_256_characters(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long_types = ",".join(f"column_{i}=numeric" for i in range(20))
+    assert main(["pipeline", "run", "--column-types", long_types]) == 2
+    message = capsys.readouterr().err
+    assert "AppSpecification.ContainerArguments[5]" in message
+    assert "(from parameter ColumnTypes)" in message
+
+
+def test_pipeline_start_refuses_before_starting_an_execution(
+    fake_aws_credentials: None,
+    monkeypatch: pytest.MonkeyPatch,
+    local_definition: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from moto import mock_aws
+
+    with mock_aws():
+        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+        sagemaker.create_pipeline(
+            PipelineName="mlops-tabular",
+            PipelineDefinition=json.dumps(local_definition),
+            RoleArn="arn:aws:iam::123456789012:role/mlops-dev-sagemaker-pipeline",
+        )
+        uri = "s3://mlops-dev-data-123456789012-us-east-1/datasets/0a1b/penguins (v2).csv"
+        assert main(["pipeline", "start", "-p", f"InputDataUri={uri}", "--stage", "dev"]) == 2
+        assert "CustomerMetadataProperties['DatasetUri']" in capsys.readouterr().err
+        listed = sagemaker.list_pipeline_executions(PipelineName="mlops-tabular")
+        assert listed["PipelineExecutionSummaries"] == []

@@ -44,6 +44,14 @@ def _job(name: str, source: Any, *, cache: dict[str, Any], argv: list[str]) -> d
         "Name": name,
         "Type": "Processing",
         "Arguments": {
+            "RoleArn": "arn:aws:iam::000000000000:role/mlops-local",
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                    "VolumeSizeInGB": 30,
+                }
+            },
             "AppSpecification": {
                 "ImageUri": LOCAL_IMAGE,
                 "ContainerEntrypoint": ["python3", "-c", JOB],

@@ -139,11 +139,21 @@ class _InterruptOnFirstLine:
         raise KeyboardInterrupt
 
 
+# What CreateProcessingJob requires besides the app: the executor validates every request.
+REQUIRED = {
+    "RoleArn": "arn:aws:iam::000000000000:role/mlops-local",
+    "ProcessingResources": {
+        "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+    },
+}
+
+
 def test_ctrl_c_stops_the_running_job_and_marks_the_execution_stopped(home: Home) -> None:
     sleeper = {
         "Name": "Sleep",
         "Type": "Processing",
         "Arguments": {
+            **REQUIRED,
             "AppSpecification": {
                 "ImageUri": LOCAL_IMAGE,
                 "ContainerEntrypoint": [
@@ -168,7 +178,8 @@ def test_a_foreign_image_is_refused(home: Home) -> None:
         "Name": "Other",
         "Type": "Processing",
         "Arguments": {
-            "AppSpecification": {"ImageUri": "someone/else:1", "ContainerEntrypoint": ["python3"]}
+            **REQUIRED,
+            "AppSpecification": {"ImageUri": "someone/else:1", "ContainerEntrypoint": ["python3"]},
         },
     }
     with pytest.raises(ExecutionFailed, match="is not the project image"):

@@ -214,6 +214,7 @@ def _tuning_definition(direction: str, scores: list[str]) -> dict[str, Any]:
                         "StaticHyperParameters": {"estimator": "linear"},
                         "OutputDataConfig": {"S3OutputPath": "s3://mlops-local/tuning"},
                         "RoleArn": "arn:aws:iam::000000000000:role/mlops-local",
+                        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
                     },
                 },
             }
