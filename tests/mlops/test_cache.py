@@ -25,18 +25,7 @@ from sagemaker_jobs.digests import file_sha256
 RAW, OTHER = "s3://data/raw/a.csv", "s3://data/other/b.csv"
 REAL_CODE_DIGEST = cache.code_digest
 # Copies every input file to the output with a line added; fails if the file named in argv exists.
-JOB = (
-    "import os, pathlib, sys\n"
-    "opt_ml = pathlib.Path(os.environ['MLOPS_OPT_ML'])\n"
-    "if sys.argv[1:] != [''] and pathlib.Path(sys.argv[1]).exists():\n"
-    "    (opt_ml / 'output').mkdir(parents=True, exist_ok=True)\n"
-    "    (opt_ml / 'output' / 'failure').write_text('broken on purpose')\n"
-    "    sys.exit(1)\n"
-    "root = opt_ml / 'processing'\n"
-    "(root / 'output').mkdir(parents=True, exist_ok=True)\n"
-    "for f in sorted((root / 'input').rglob('*.csv')):\n"
-    "    (root / 'output' / f.name).write_text(f.read_text() + 'seen\\n')\n"
-)
+JOB = str(Path(__file__).with_name("cache_job.py"))
 
 
 def _job(name: str, source: Any, *, cache: dict[str, Any], argv: list[str]) -> dict[str, Any]:
@@ -54,13 +43,17 @@ def _job(name: str, source: Any, *, cache: dict[str, Any], argv: list[str]) -> d
             },
             "AppSpecification": {
                 "ImageUri": LOCAL_IMAGE,
-                "ContainerEntrypoint": ["python3", "-c", JOB],
+                "ContainerEntrypoint": ["python3", JOB],
                 "ContainerArguments": argv,
             },
             "ProcessingInputs": [
                 {
                     "InputName": "in",
-                    "S3Input": {"S3Uri": source, "LocalPath": "/opt/ml/processing/input"},
+                    "S3Input": {
+                        "S3Uri": source,
+                        "LocalPath": "/opt/ml/processing/input",
+                        "S3DataType": "S3Prefix",
+                    },
                 }
             ],
             "ProcessingOutputConfig": {
@@ -80,6 +73,7 @@ def _job(name: str, source: Any, *, cache: dict[str, Any], argv: list[str]) -> d
                                 }
                             },
                             "LocalPath": "/opt/ml/processing/output",
+                            "S3UploadMode": "EndOfJob",
                         },
                     }
                 ]

@@ -161,7 +161,7 @@ def test_ctrl_c_stops_the_running_job_and_marks_the_execution_stopped(home: Home
                     "-c",
                     "print('up', flush=True); import time; time.sleep(120)",
                 ],
-            }
+            },
         },
     }
     started = time.monotonic()
