@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -27,6 +25,7 @@ from inference.handler import (
     model_fn,
     wants_probabilities,
 )
+from inference.runner import InferenceThread
 
 if TYPE_CHECKING:
     from inference.metrics import RequestMetrics
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, body, headers
 
 access_log = logging.getLogger("inference.access")
 log = logging.getLogger(__name__)
@@ -43,12 +43,8 @@ class MethodNotAllowed(InferenceError):
     status = 405
 
 
-class RequestTimeout(ModelError):
-    """Inference ran past SAGEMAKER_MODEL_SERVER_TIMEOUT."""
-
-
-def _on_alarm(signum: int, frame: object) -> None:
-    raise RequestTimeout("inference ran past SAGEMAKER_MODEL_SERVER_TIMEOUT and was stopped")
+class ClientGone(Exception):
+    """The client closed the connection (or was closed for sending too slowly) mid-request."""
 
 
 def choose_accept(header: str | None, default: str) -> tuple[str, dict[str, str]]:
@@ -78,11 +74,8 @@ class InferenceApp:
             capture,
             metrics,
         )
-        # A server worker runs its event loop on the main thread, where a timer signal can stop
-        # a runaway prediction (the worker lives on). Elsewhere (a test thread) there is none.
-        self._timed = threading.current_thread() is threading.main_thread()
-        if self._timed:
-            signal.signal(signal.SIGALRM, _on_alarm)
+        # Parse, predict and encode off the event loop, which keeps accepting and answering /ping.
+        self.inference = InferenceThread(settings.timeout)
         self._variant = settings.variant_name.encode()
         self._execution_parameters = json.dumps(
             {
@@ -101,40 +94,40 @@ class InferenceApp:
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        status, rows, size_in = 200, 0, 0
+        rows, size_in = 0, 0
+        answer: Answer | None
         try:
             if path == "/ping":
                 _method(method, "GET")
-                await _respond(send, 200, b"", [])
+                answer = (200, b"", [])
             elif path == "/invocations" or (
                 path.startswith("/endpoints/") and path.endswith("/invocations")
             ):
                 _method(method, "POST")
                 body = await self._read_body(headers, receive)
                 size_in = len(body)
-                payload, content_type, extra, rows = self._invoke(body, headers)
-                await _respond(
-                    send, 200, payload, [(b"content-type", content_type.encode()), *extra]
+                payload, content_type, extra, rows = await self.inference.run(
+                    self._invoke, body, headers
                 )
+                answer = (200, payload, [(b"content-type", content_type.encode()), *extra])
             elif path == "/execution-parameters":
                 _method(method, "GET")
-                await _respond(
-                    send, 200, self._execution_parameters, [(b"content-type", b"application/json")]
-                )
+                answer = (200, self._execution_parameters, [(b"content-type", b"application/json")])
             else:
                 raise NotFound(
                     f"no route {path}; use /ping, /invocations or /endpoints/NAME/invocations"
                 )
+        except ClientGone:
+            answer = None  # nobody is there to answer
         except InferenceError as exc:
-            status = exc.status
-            await _error(send, exc)
+            answer = _error(exc)
         except Exception as exc:  # a bug, not bad input: log it, answer as SageMaker wraps a crash
             log.exception("unexpected failure on %s %s", method, path)
             failure = ModelError(f"the model server failed: {type(exc).__name__}: {exc}")
-            status = failure.status
-            await _error(send, failure, original_status=500)
+            answer = _error(failure, original_status=500)
+        status = answer[0] if answer else 499  # nginx's code for a client gone, in the log only
         seconds = time.perf_counter() - started
-        if self.metrics:
+        if self.metrics:  # before the answer goes out: a client that has it finds it counted
             self.metrics.observe_request(
                 path, status, media_type(headers.get("content-type"))[0], seconds, rows
             )
@@ -153,6 +146,8 @@ class InferenceApp:
                 }
             )
         )
+        if answer:
+            await _respond(send, *answer)
 
     async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
         limit = self.settings.max_payload_bytes
@@ -164,6 +159,8 @@ class InferenceApp:
         chunks, size = [], 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -179,17 +176,9 @@ class InferenceApp:
     ) -> tuple[bytes, str, list[tuple[bytes, bytes]], int]:
         accept, accept_params = choose_accept(headers.get("accept"), self.settings.default_accept)
         attributes = headers.get("x-amzn-sagemaker-custom-attributes")
-        if self._timed:
-            signal.setitimer(signal.ITIMER_REAL, self.settings.timeout)
-        try:
-            data = self.handler.input_fn(body, headers.get("content-type"))
-            prediction = self.handler.predict_fn(
-                data, wants_probabilities(accept_params, attributes)
-            )
-            payload = self.handler.output_fn(prediction, accept)
-        finally:
-            if self._timed:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+        data = self.handler.input_fn(body, headers.get("content-type"))
+        prediction = self.handler.predict_fn(data, wants_probabilities(accept_params, attributes))
+        payload = self.handler.output_fn(prediction, accept)
         if self.metrics:
             self.metrics.observe_predictions(prediction.labels)
         extra = [(b"x-amzn-invoked-production-variant", self._variant)]
@@ -208,6 +197,7 @@ class InferenceApp:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.inference.close()  # after the in-flight requests: uvicorn waited for them
                 if self.capture:
                     self.capture.close()
                 if self.metrics:
@@ -234,12 +224,11 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _error(send: Send, exc: InferenceError, original_status: int | None = None) -> None:
+def _error(exc: InferenceError, original_status: int | None = None) -> Answer:
     body: dict[str, Any] = {"message": str(exc), "__type": exc.error_type}
     if exc.error_type == "ModelError":
         body.update(OriginalStatusCode=original_status or exc.status, OriginalMessage=str(exc))
-    await _respond(
-        send,
+    return (
         exc.status,
         json.dumps(body).encode(),
         [(b"content-type", b"application/json"), (b"x-amzn-errortype", exc.error_type.encode())],

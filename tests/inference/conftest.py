@@ -16,6 +16,7 @@ import uvicorn
 
 from inference.app import InferenceApp, create_app
 from inference.config import ServerSettings
+from inference.protocol import ServerConfig
 
 FEATURES = [
     "island",
@@ -45,6 +46,12 @@ def call(
     app: Any, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
 ) -> Response:
     """Drive the ASGI app directly, as uvicorn would."""
+    return asyncio.run(call_async(app, method, path, body, headers))
+
+
+async def call_async(
+    app: Any, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> Response:
     scope = {
         "type": "http",
         "method": method,
@@ -60,7 +67,7 @@ def call(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    await app(scope, receive, send)
     start = sent[0]
     return Response(
         start["status"],
@@ -72,14 +79,16 @@ def call(
 @contextlib.contextmanager
 def serving(app: InferenceApp) -> Iterator[str]:
     """An app behind a real uvicorn server on a free port; yields its URL."""
-    config = uvicorn.Config(
+    config = ServerConfig(
         app,
         host="127.0.0.1",
         port=0,
         loop="uvloop",
-        http="httptools",
         log_level="warning",
         lifespan="on",
+        header_timeout=app.settings.header_timeout,
+        body_timeout=app.settings.body_timeout,
+        timeout_keep_alive=app.settings.idle_timeout,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
