@@ -19,6 +19,12 @@ class ServerSettings(BaseModel):
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     timeout: int = Field(60, ge=1, le=3600, description="seconds a request may take")
+    # Deadlines that close slow or silent connections (slowloris): a request's headers within
+    # header_timeout of its first byte (or of the connection's start), its body within
+    # body_timeout of its headers; a keep-alive connection idle for idle_timeout is closed.
+    header_timeout: float = Field(20, gt=0, le=3600)
+    body_timeout: float = Field(60, gt=0, le=3600)
+    idle_timeout: int = Field(75, ge=1, le=3600)
     max_payload_mb: float = Field(6, gt=0, le=100)
     default_accept: str = "application/json"
     variant_name: str = "AllTraffic"
@@ -59,6 +65,9 @@ _ENV = {
     "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "default_accept",
     "SAGEMAKER_VARIANT_NAME": "variant_name",
     "SM_MODEL_DIR": "model_dir",
+    "MLOPS_HEADER_TIMEOUT": "header_timeout",
+    "MLOPS_BODY_TIMEOUT": "body_timeout",
+    "MLOPS_IDLE_TIMEOUT": "idle_timeout",
     # Local endpoints (mlops endpoint deploy) pass these:
     "MLOPS_ENDPOINT_NAME": "endpoint_name",
     "MLOPS_CAPTURE_DIR": "capture_dir",

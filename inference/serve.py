@@ -93,21 +93,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One compute thread per worker: workers are the parallelism. OpenMP models (histogram
     # gradient boosting) otherwise spin a thread per core in every worker and collapse under load.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import uvicorn
+    from inference.protocol import ServerConfig, run
 
     try:
-        uvicorn.run(
-            "inference.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            loop="uvloop",  # uvloop also sets TCP_NODELAY on accepted sockets (uvicorn issue 3149)
-            http="httptools",
-            access_log=False,  # the app logs one structured line per request itself
-            timeout_keep_alive=75,
-            timeout_graceful_shutdown=30,  # SageMaker sends SIGKILL 30 s after SIGTERM
-            log_level=level.lower(),
+        run(
+            ServerConfig(
+                "inference.app:create_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                loop="uvloop",
+                access_log=False,  # the app logs one structured line per request itself
+                header_timeout=settings.header_timeout,
+                body_timeout=settings.body_timeout,
+                timeout_keep_alive=settings.idle_timeout,
+                timeout_graceful_shutdown=30,  # SageMaker sends SIGKILL 30 s after SIGTERM
+                log_level=level.lower(),
+            )
         )
     finally:
         if exporter:
