@@ -10,9 +10,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from mlops.commands import data, endpoint, err, experiments, models, pipeline
+from mlops.commands import (
+    current_home,
+    data,
+    endpoint,
+    err,
+    experiments,
+    flagged,
+    models,
+    pipeline,
+)
 from mlops.commands import lineage as lineage_commands
 from mlops.commands import monitor as monitor_commands
 from mlops.errors import MlopsError
@@ -28,6 +36,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="The tabular ML loop, locally or on SageMaker: pipeline, models, endpoints, monitoring.",
 )
+
+
+@app.callback()
+def _in_home(ctx: typer.Context) -> None:
+    # Before any command runs (not for `mlops --help`): temporary files go under MLOPS_HOME.
+    ctx.with_resource(current_home().temporary_files())
+
+
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
@@ -47,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args=list(argv) if argv is not None else None, prog_name="mlops", standalone_mode=False
         )
     except MlopsError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+        err.print(flagged("error:", "red", str(exc)))
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
@@ -59,14 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if show:
             show()
         else:
-            err.print(f"[red]error:[/] {escape(str(exc))}")
+            err.print(flagged("error:", "red", str(exc)))
         return int(getattr(exc, "exit_code", 2))
     except Exception as exc:  # noqa: BLE001 (a bug: one line, the traceback on request)
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             err.print_exception()
         err.print(
-            f"[red]error:[/] unexpected {type(exc).__name__}: {escape(str(exc))} "
-            f"({DEBUG_ENV}=1 shows the traceback)"
+            flagged(
+                "error:",
+                "red",
+                f"unexpected {type(exc).__name__}: {exc} ({DEBUG_ENV}=1 shows the traceback)",
+            )
         )
         return INTERNAL_ERROR_EXIT_CODE
     return result if isinstance(result, int) else 0

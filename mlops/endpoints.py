@@ -28,7 +28,7 @@ from mlops.local import unpack_package
 from mlops.registry import ModelPackage, ModelRegistry
 from mlops.store import LocalObjectStore
 
-_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # matched in full: no trailing newline
 START_TIMEOUT_SECONDS = 60
 STOP_GRACE_SECONDS = 30
 
@@ -157,7 +157,7 @@ class LocalEndpoints:
         self.registry = registry
 
     def _dir(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise MlopsError(
                 f"endpoint name {name!r} must match {_NAME.pattern} (letters, digits, hyphens)"
             )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,3 +34,27 @@ class Home:
     @property
     def registry(self) -> Path:
         return self.root / "registry"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @contextlib.contextmanager
+    def temporary_files(self) -> Iterator[None]:
+        """Send every temporary file of this process and its children (jobs, model servers)
+        into ``tmp/`` here: nothing mlops does writes outside its home."""
+        try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a home we cannot write: the command says so when it needs the home
+            yield
+            return
+        saved = tempfile.tempdir, os.environ.get("TMPDIR")
+        tempfile.tempdir = os.environ["TMPDIR"] = str(self.tmp)
+        try:
+            yield
+        finally:
+            tempfile.tempdir = saved[0]
+            if saved[1] is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved[1]

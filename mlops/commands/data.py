@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from mlops.commands import STAGE_OPTION, TARGET_OPTION, aws_for, current_home, err, out
-from mlops.errors import MlopsError
-from mlops.store import LocalObjectStore
+from mlops.commands import STAGE_OPTION, TARGET_OPTION, err, out, target_for
+from mlops.target import TargetKind
 
 app = typer.Typer(no_args_is_help=True, help="Data sets: upload for a pipeline run.")
 
@@ -17,20 +16,11 @@ app = typer.Typer(no_args_is_help=True, help="Data sets: upload for a pipeline r
 @app.command("upload")
 def data_upload(
     path: Path,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Upload a CSV/Parquet file or folder; print the URI to pass as InputDataUri."""
-    if target == "aws":
-        from mlops.cloud import upload_data
-
-        uri = upload_data(aws_for(stage), path)
-    elif target == "local":
-        from mlops.local import upload_dataset
-
-        uri = upload_dataset(LocalObjectStore(current_home().store), path)
-    else:
-        raise MlopsError(f"--target {target!r}: use local or aws")
+    uri = target_for(target, stage).upload(path)
     out.print(uri)
     err.print(
         f"Run it: mlops pipeline start --param InputDataUri={uri} --param TargetColumn=COLUMN ..."

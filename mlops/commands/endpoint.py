@@ -14,15 +14,16 @@ from mlops.commands import (
     GROUP_OPTION,
     STAGE_OPTION,
     TARGET_OPTION,
-    aws_for,
     current_home,
     err,
     out,
+    target_for,
 )
 from mlops.endpoints import LocalEndpoints
 from mlops.errors import MlopsError, NotFound
 from mlops.registry import LocalModelRegistry
 from mlops.store import LocalObjectStore
+from mlops.target import TargetKind
 
 app = typer.Typer(no_args_is_help=True, help="Local endpoints running the model server.")
 
@@ -106,67 +107,32 @@ def endpoint_invoke(
     probabilities: Annotated[
         bool, typer.Option(help="Ask a classifier for class probabilities.")
     ] = False,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Send a file to an endpoint through SageMaker Runtime (local or AWS); print the answer."""
     if not file.is_file():
         raise NotFound(f"--file {file} does not exist")
     kind = content_type or _CONTENT_TYPES.get(file.suffix.lower(), "text/csv")
-    if target == "aws":
-        from mlops.aws import explained
-
-        extra = {"CustomAttributes": "probabilities=true"} if probabilities else {}
-        with explained("sagemaker:InvokeEndpoint", f"endpoint {name}"):
-            answer = (
-                aws_for(stage)
-                .client("sagemaker-runtime")
-                .invoke_endpoint(
-                    EndpointName=name,
-                    ContentType=kind,
-                    Accept=accept,
-                    Body=file.read_bytes(),
-                    **extra,
-                )
-            )
-        body = answer["Body"].read()
-        sys.stdout.write(
-            body.decode("utf-8", errors="replace") + ("" if body.endswith(b"\n") else "\n")
-        )
-        return
-    result = _endpoints().invoke(
+    body = target_for(target, stage).invoke(
         name, file.read_bytes(), kind, accept, "probabilities=true" if probabilities else None
     )
-    sys.stdout.write(result.body.decode("utf-8", errors="replace"))
-    if not result.body.endswith(b"\n"):
-        sys.stdout.write("\n")
+    sys.stdout.write(
+        body.decode("utf-8", errors="replace") + ("" if body.endswith(b"\n") else "\n")
+    )
 
 
 @app.command("status")
 def endpoint_status(
     name: str,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Show an endpoint, the model package it serves, and its last change."""
-    if target == "aws":
-        from mlops.cloud import endpoint_status as cloud_status
-
-        status = cloud_status(aws_for(stage), name)
-        out.print(f"Endpoint {status.name}: {status.status}")
-        out.print(f"Config:         {status.config} (last modified {status.last_modified})")
-        out.print(f"Model package:  {status.model_package_arn}")
-        if status.failure_reason:
-            out.print(f"Failure:        {status.failure_reason}")
-        return
-    if target != "local":
-        raise MlopsError(f"--target {target!r}: use local or aws")
-    record = _endpoints().describe(name)
-    out.print(f"Endpoint {record.name}: {record.status}")
-    out.print(f"URL:            {record.url} (pid {record.pid}, started {record.started})")
-    if record.metrics_url:
-        out.print(f"Metrics:        {record.metrics_url}")
-    out.print(f"Model package:  {record.model_package_arn}")
+    view = target_for(target, stage).endpoint(name)
+    out.print(f"Endpoint {view.name}: {view.status}")
+    for label, value in view.details:
+        out.print(f"{label + ':':<16}{value}")
 
 
 @app.command("wait")
@@ -184,8 +150,9 @@ def endpoint_wait(
     """After a deploy: wait, then fail (exit 1) unless the requested version is in service."""
     from mlops.cloud import latest_approved, wait_for_endpoint
     from mlops.registry.sagemaker import SageMakerModelRegistry
+    from mlops.target import connect
 
-    aws = aws_for(stage)
+    aws = connect(stage)
     group = aws.stage.model_package_group
     if version is not None:
         expected = SageMakerModelRegistry(aws).describe_model_package(group, version).arn

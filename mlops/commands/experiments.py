@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from mlops.commands import err, out
+from mlops.commands import err, flagged, out
 from mlops.errors import MlopsError
 from mlops.home import Home
+from mlops.target import TargetKind, open_target
 
 if TYPE_CHECKING:
     from mlops.executor.records import ExecutionRecord
@@ -38,28 +39,23 @@ TARGET_OPTION = typer.Option(
 )
 
 
-def _tracking_uri(option: str | None, home: Home, stage: str | None, aws: Any = None) -> str:
+def _tracking_uri(option: str | None, home: Home, stage: str | None) -> str:
     from mlops.tracking import resolve_tracking_uri, stage_tracking_uri
 
     def from_stage() -> str | None:
         if stage is None:
             return None
-        return stage_tracking_uri(stage, account=lambda: _account(aws or _aws(stage)))
+        return stage_tracking_uri(stage, account=lambda: _account(stage))
 
     return resolve_tracking_uri(option, home, stage_uri=from_stage)
 
 
-def _aws(stage: str) -> Any:
-    from mlops.aws import Aws, Stage
-
-    return Aws(Stage.load(stage))
-
-
-def _account(aws: Any) -> str:
+def _account(stage: str) -> str:
     from mlops.aws import explained
+    from mlops.target import connect
 
     with explained("sts:GetCallerIdentity"):
-        return str(aws.client("sts").get_caller_identity()["Account"])
+        return str(connect(stage).client("sts").get_caller_identity()["Account"])
 
 
 def _local_pipeline_name() -> str:
@@ -102,7 +98,7 @@ def track_local_execution(
         run = log_execution(summary, uri)
     except MlopsError as exc:
         kind = "Tracking failed" if isinstance(exc, TrackingError) else "Tracking skipped"
-        err.print(f"[yellow]{kind}:[/] {exc}")
+        err.print(flagged(f"{kind}:", "yellow", str(exc)))
         err.print(
             f"The execution is kept ({record.status}). Log it later with: "
             f"mlops experiments log {record.execution_id}"
@@ -116,7 +112,7 @@ def track_local_execution(
 @app.command("log")
 def log(
     execution: Annotated[str, typer.Argument(help="Execution id, 'latest', or (aws) an ARN.")],
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str | None, STAGE_OPTION] = None,
     tracking_uri: Annotated[str | None, TRACKING_URI_OPTION] = None,
     experiment: Annotated[
@@ -124,40 +120,14 @@ def log(
     ] = None,
 ) -> None:
     """Log one execution (parameters, metrics, tags, evaluation artifacts) as an MLflow run."""
-    from mlops.tracking import (
-        ExecutionSummary,
-        log_execution,
-        scratch_dir,
-        summarize_cloud,
-        summarize_local,
-    )
+    from mlops.tracking import log_execution, scratch_dir
 
     home = Home.from_env()
-    summary: ExecutionSummary
-    if target == "aws":
-        aws = _aws(stage or "dev")
-        uri = _tracking_uri(tracking_uri, home, stage or "dev", aws)
-        with scratch_dir() as scratch:
-            summary = summarize_cloud(aws, execution, Path(scratch))
-            if experiment:
-                summary = replace(summary, experiment=experiment)
-            run = log_execution(summary, uri)
-    elif target == "local":
-        from mlops.executor.records import find_execution
-        from mlops.registry import LocalModelRegistry
-        from mlops.store import LocalObjectStore
-
-        record = find_execution(home.runs, execution)
-        uri = _tracking_uri(tracking_uri, home, stage)
-        summary = summarize_local(
-            record,
-            LocalObjectStore(home.store),
-            experiment=experiment or _local_pipeline_name(),
-            registry=LocalModelRegistry(home.registry),
-        )
+    where = open_target(home, target, stage or "dev")
+    uri = _tracking_uri(tracking_uri, home, stage or where.stage_name)
+    with scratch_dir() as scratch:  # under MLOPS_HOME, as every temporary folder
+        summary = where.tracking_summary(execution, Path(scratch), experiment)
         run = log_execution(summary, uri)
-    else:
-        raise MlopsError(f"--target {target!r}: use local or aws")
     out.print(_logged(run, summary.execution_id))
 
 
@@ -253,7 +223,7 @@ def _table(result: Comparison) -> Table:
     table = Table("", *(f"#{i} {run.name}" for i, run in enumerate(result.runs, 1)))
     runs = result.runs
 
-    def row(label: str, values: list[str]) -> None:
+    def row(label: str | Text, values: list[str] | list[Text]) -> None:
         table.add_row(label, *values)
 
     row("status", [run.tags.get("mlops.execution_status", run.status) for run in runs])
@@ -267,13 +237,14 @@ def _table(result: Comparison) -> Table:
         higher = higher_is_better(name)
         best = (max(present) if higher else min(present)) if present else None
         cells = [
-            ""
-            if v is None
-            else (f"[bold green]{v:.6g}[/]" if v == best and len(present) > 1 else f"{v:.6g}")
+            Text(
+                "" if v is None else f"{v:.6g}",
+                style="bold green" if v is not None and v == best and len(present) > 1 else "",
+            )
             for v in values
         ]
         label = f"{name} {arrow} (ranked)" if name == result.metric else name
-        row(f"[bold]{label}[/]" if name == result.metric else label, cells)
+        row(Text(label, style="bold" if name == result.metric else ""), cells)
     for key in sorted(k for k in {k for run in runs for k in run.params} if _differs(result, k)):
         row(key, [run.params.get(key, "") for run in runs])
     row("gate passed", [run.tags.get("mlops.gate_passed", "") for run in runs])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,12 +13,16 @@ from mlops.commands import (
     GROUP_OPTION,
     STAGE_OPTION,
     TARGET_OPTION,
-    current_home,
     out,
     status_column,
+    target_for,
 )
 from mlops.errors import MlopsError, NotFound
-from mlops.registry import ModelPackage, ModelRegistry, open_registry
+from mlops.registry import ModelPackage, ModelRegistry
+from mlops.target import TargetKind
+
+if TYPE_CHECKING:
+    from mlops.model_card import VersionFiles
 
 app = typer.Typer(no_args_is_help=True, help="The model registry.")
 
@@ -28,16 +32,16 @@ def metrics_line(package: ModelPackage) -> str:
     return ", ".join(f"{k}={v.get('value')}" for k, v in metrics.items()) or "-"
 
 
-def _registry(target: str, stage: str, group: str | None) -> tuple[ModelRegistry, str]:
+def _registry(target: TargetKind, stage: str, group: str | None) -> tuple[ModelRegistry, str]:
     """The registry the target names, and the group to use in it."""
-    chosen = open_registry(current_home(), target, stage, group)
-    return chosen.registry, chosen.group
+    chosen = target_for(target, stage)
+    return chosen.registry, group or chosen.default_group
 
 
 @app.command("list")
 def models_list(
     group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """List the versions of a model package group."""
@@ -57,7 +61,7 @@ def models_list(
 @app.command("latest-approved")
 def models_latest_approved(
     group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Print the ARN of the newest approved version (what a deploy should serve)."""
@@ -72,7 +76,7 @@ def models_latest_approved(
 def models_describe(
     version: int,
     group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Print one model package as JSON."""
@@ -91,15 +95,13 @@ def models_card(
     format: Annotated[str, typer.Option("--format", help="markdown or json.")] = "markdown",
     output: Annotated[Path | None, DOCS_OUTPUT_OPTION] = None,
     group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Write a version's model card (SageMaker Model Card JSON, or Markdown); print its path."""
-    from mlops.model_card import version_files
-
     if format not in ("markdown", "json"):
         raise MlopsError(f"--format {format!r}: use markdown or json")
-    files = version_files(current_home(), target, stage, group, version)
+    files = _version_files(target, stage, group, version)
     print(files.write_card(output, "json" if format == "json" else "markdown"))
 
 
@@ -108,17 +110,27 @@ def models_report(
     version: int,
     output: Annotated[Path | None, DOCS_OUTPUT_OPTION] = None,
     group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Write a version's HTML evaluation report (the Evaluate step's); print its path."""
-    from mlops.model_card import version_files
+    print(_version_files(target, stage, group, version).write_report(output))
 
-    print(version_files(current_home(), target, stage, group, version).write_report(output))
+
+def _version_files(target: TargetKind, stage: str, group: str | None, version: int) -> VersionFiles:
+    """The files of one registered version in the registry the target names."""
+    chosen = target_for(target, stage)
+    package = chosen.registry.describe_model_package(group or chosen.default_group, version)
+    return chosen.version_files(package)
 
 
 def _set_status(
-    version: int, status: str, description: str, group: str | None, target: str, stage: str
+    version: int,
+    status: str,
+    description: str,
+    group: str | None,
+    target: TargetKind,
+    stage: str,
 ) -> None:
     registry, group = _registry(target, stage, group)
     package = registry.update_approval_status(group, version, status, description)
@@ -130,7 +142,7 @@ def models_approve(
     version: int,
     description: Annotated[str, typer.Option(help="Who approves and why.")] = "",
     group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Approve a model package version for deployment."""
@@ -142,7 +154,7 @@ def models_reject(
     version: int,
     description: Annotated[str, typer.Option(help="Who rejects and why.")] = "",
     group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Reject a model package version (an approved one too)."""

@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from mlops.commands import GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, out
+from mlops.commands import GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, flagged, out, target_for
 from mlops.errors import MlopsError, NotFound
-from mlops.home import Home
-from mlops.registry import ModelPackage
+from mlops.target import Target, TargetKind
 
 if TYPE_CHECKING:
     from mlops.monitoring import Captures, DriftResult
@@ -27,55 +26,10 @@ app = typer.Typer(
 )
 
 
-class _Target:
-    """The registry, store or AWS clients that one --target names."""
-
-    def __init__(self, target: str, stage: str, group: str | None) -> None:
-        from mlops.registry import open_registry
-        from mlops.store import LocalObjectStore
-
-        self.home = Home.from_env()
-        self.name = target
-        chosen = open_registry(self.home, target, stage, group)
-        self.registry, self.group, self.aws = chosen.registry, chosen.group, chosen.aws
-        self.store = LocalObjectStore(self.home.store)  # read by the local target only
-
-    def package(self, version: int) -> ModelPackage:
-        package: ModelPackage = self.registry.describe_model_package(self.group, version)
-        return package
-
-    def baseline_dir(self, package: ModelPackage, into: Path | None) -> tuple[Path, str]:
-        """The version's baseline as a folder, and how it was found."""
-        from mlops import monitoring_sources as sources
-
-        scratch = self.home.root / "monitoring" / "baselines" / package.group / str(package.version)
-        if self.aws is not None:
-            return sources.aws_baseline(self.aws, package, into or scratch), "downloaded"
-        if package.drift_baseline:
-            found = sources.local_baseline(self.store, package)
-            return (sources.copy_baseline(found, into) if into else found), "registered"
-        return sources.recompute_baseline(self.store, package, into or scratch), "recomputed"
-
-    def served_package(self, endpoint: str) -> ModelPackage:
-        """The package the endpoint serves (its captures are that model's inputs)."""
-        if self.aws is not None:
-            from mlops.cloud import endpoint_status
-
-            arn = endpoint_status(self.aws, endpoint).model_package_arn
-            *_, group, version = arn.split("/") if arn.count("/") >= 2 else ("", "", "")
-            if not version.isdigit():
-                raise MlopsError(f"endpoint {endpoint} serves no model package; pass --baseline")
-        else:
-            path = self.home.root / "endpoints" / endpoint / "endpoint.json"
-            if not path.exists():
-                raise NotFound(
-                    f"no local endpoint {endpoint!r} to take the model version from (a deleted "
-                    "endpoint keeps its captures): pass --baseline VERSION or --baseline DIR"
-                )
-            record = json.loads(path.read_text(encoding="utf-8"))
-            group, version = record["group"], str(record["version"])
-        package: ModelPackage = self.registry.describe_model_package(group, int(version))
-        return package
+def _open(target: TargetKind, stage: str, group: str | None) -> tuple[Target, str]:
+    """The target, and the group to use in its registry."""
+    chosen = target_for(target, stage)
+    return chosen, group or chosen.default_group
 
 
 @app.command("baseline")
@@ -83,7 +37,7 @@ def baseline(
     version: int,
     output: Annotated[Path | None, typer.Option(help="Folder to write the files into.")] = None,
     group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
     uri: Annotated[
         bool,
@@ -95,8 +49,8 @@ def baseline(
     """Write (or show) the Model Monitor baseline of a registered version."""
     from sagemaker_jobs.baseline import CONSTRAINTS_FILE, SCHEMA_FILE, STATISTICS_FILE
 
-    where = _Target(target, stage, group)
-    package = where.package(version)
+    where, group = _open(target, stage, group)
+    package = where.registry.describe_model_package(group, version)
     if uri:
         if not package.drift_baseline:
             raise NotFound(
@@ -145,33 +99,32 @@ def drift(
         int, typer.Option(min=1, help="Read at most this many newest capture files.")
     ] = 1000,
     group: Annotated[str | None, GROUP_OPTION] = None,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """Compare captured requests with a baseline; exit 1 when a check finds violations."""
-    from mlops import monitoring_sources as sources
     from mlops.monitoring import Thresholds, detect_drift, read_captures
     from mlops.monitoring_report import write_report
     from sagemaker_jobs.baseline import read_baseline
     from sagemaker_jobs.contract import JobError
 
-    where = _Target(target, stage, group)
+    where, group = _open(target, stage, group)
     if baseline is not None and Path(baseline).is_dir():
         folder = Path(baseline)
     elif baseline is not None and not baseline.isdigit():
         raise NotFound(f"--baseline {baseline!r} is neither a folder nor a model version number")
     else:
-        package = where.package(int(baseline)) if baseline else where.served_package(endpoint)
+        package = (
+            where.registry.describe_model_package(group, int(baseline))
+            if baseline
+            else where.served_package(endpoint)
+        )
         folder, _ = where.baseline_dir(package, None)
     try:
         reference = read_baseline(folder)
     except JobError as exc:
         raise MlopsError(str(exc)) from exc
-    files = (
-        sources.aws_captures(where.aws, endpoint, max_files)
-        if where.aws is not None
-        else sources.local_captures(where.home, endpoint, max_files)
-    )
+    files = where.captures(endpoint, max_files)
     since = ""
     if hours is not None:
         since = (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -220,6 +173,8 @@ def _print_result(
         )
     out.print(table)
     for violation in result.violations:
-        out.print(f"[red]{violation['constraint_check_type']}[/]: {violation['description']}")
+        out.print(
+            flagged(f"{violation['constraint_check_type']}:", "red", violation["description"])
+        )
     out.print(f"Violations:   {violations_file} ({len(result.violations)})")
     out.print(f"Report:       {report}")

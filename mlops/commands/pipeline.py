@@ -10,27 +10,24 @@ import typer
 from rich.console import Console
 from rich.status import Status
 from rich.table import Table
+from rich.text import Text
 
 from mlops.commands import (
     STAGE_OPTION,
     TARGET_OPTION,
-    aws_for,
     current_home,
     err,
     experiments,
+    flagged,
     models,
     out,
+    target_for,
 )
 from mlops.errors import ExecutionFailed, MlopsError
-from mlops.executor.records import (
-    EXECUTION_FILE,
-    ExecutionRecord,
-    StepRecord,
-    find_execution,
-    list_executions,
-)
+from mlops.executor.records import EXECUTION_FILE, ExecutionRecord, StepRecord
 from mlops.registry import LocalModelRegistry, ModelPackage
 from mlops.store import LocalObjectStore
+from mlops.target import StepRow, TargetKind
 from sagemaker_jobs.contract import JobError
 
 app = typer.Typer(no_args_is_help=True, help="Build, run and inspect the pipeline.")
@@ -71,8 +68,9 @@ def definition(
         import difflib
 
         from mlops.cloud import deployed_definition
+        from mlops.target import connect
 
-        remote = json.dumps(deployed_definition(aws_for(stage)), indent=2, sort_keys=True)
+        remote = json.dumps(deployed_definition(connect(stage)), indent=2, sort_keys=True)
         diff = list(
             difflib.unified_diff(
                 body.splitlines(),
@@ -118,23 +116,28 @@ class ConsoleReporter:
         self._status: Status | None = None
 
     def step_started(self, record: StepRecord) -> None:
-        self._status = self.console.status(f"{record.name} ({record.type}) running...")
+        self._status = self.console.status(Text(f"{record.name} ({record.type}) running..."))
         self._status.start()
 
     def step_finished(self, record: StepRecord) -> None:
         if self._status:
             self._status.stop()
-        mark = {"Succeeded": "[green]✓[/]", "Failed": "[red]✗[/]"}.get(
-            record.status, "[yellow]■[/]"
+        mark, style = {"Succeeded": ("✓", "green"), "Failed": ("✗", "red")}.get(
+            record.status, ("■", "yellow")
         )
         self.console.print(
-            f"{mark} {record.name:<18} {record.type:<14} {record.status:<10} {record.seconds or 0:6.2f}s"
-            + (f"  cache hit: reused {record.cache_hit}" if record.cache_hit else "")
+            flagged(
+                mark,
+                style,
+                f"{record.name:<18} {record.type:<14} {record.status:<10} "
+                f"{record.seconds or 0:6.2f}s"
+                + (f"  cache hit: reused {record.cache_hit}" if record.cache_hit else ""),
+            )
         )
 
     def log_line(self, step: str, line: str) -> None:
         if self.verbose:
-            self.console.print(f"[dim]  {step} | {line}[/]", markup=True, highlight=False)
+            self.console.print(Text(f"  {step} | {line}", style="dim"), highlight=False)
 
 
 @app.command("run")
@@ -142,8 +145,13 @@ def run(
     data: Annotated[
         Path | None, typer.Option(help="CSV/Parquet file or directory (default: the demo set).")
     ] = None,
-    target: Annotated[
-        str | None, typer.Option(help="Column to predict (required with --data).")
+    target_column: Annotated[
+        str | None,
+        typer.Option(
+            "--target-column",
+            "--target",  # its first name: `pipeline run` is local only, so it cannot clash
+            help="Column to predict (required with --data).",
+        ),
     ] = None,
     problem_type: Annotated[
         str | None, typer.Option(help="auto, classification or regression.")
@@ -185,14 +193,14 @@ def run(
     from sagemaker_jobs.pipeline import definition_json
 
     overrides = _parse_params(param or [])
-    if data is not None and not target and "TargetColumn" not in overrides:
-        raise MlopsError("--data needs --target COLUMN: the name of the column to predict")
+    if data is not None and not target_column and "TargetColumn" not in overrides:
+        raise MlopsError("--data needs --target-column COLUMN: the name of the column to predict")
     home = current_home()
     store = LocalObjectStore(home.store)
     source = data or DEMO_DATA
     overrides.setdefault("InputDataUri", upload_dataset(store, source))
     for name, value in (
-        ("TargetColumn", target),
+        ("TargetColumn", target_column),
         ("ProblemType", problem_type),
         ("ColumnTypes", column_types),
     ):
@@ -232,7 +240,7 @@ def run(
     try:
         record = executor.run(definition, overrides, settings.pipeline_name)
     except ExecutionFailed as exc:
-        err.print(f"[red]Execution failed:[/] {exc}")
+        err.print(flagged("Execution failed:", "red", str(exc)))
         err.print(f"Run directory: {exc.run_dir}  (step logs under steps/<name>/log.txt)")
         if track and exc.exit_code == 1 and exc.run_dir:  # failed, not stopped: metrics count
             tracked(ExecutionRecord.load(Path(exc.run_dir) / EXECUTION_FILE))
@@ -246,7 +254,7 @@ def _print_summary(
 ) -> None:
     """Where everything went: run directory, reports, metrics, the registered package."""
     outputs = {step.name: step.outputs for step in record.steps}
-    out.print(f"\nExecution {record.execution_id}: [green]{record.status}[/]")
+    out.print(Text.assemble(f"\nExecution {record.execution_id}: ", (record.status, "green")))
     out.print(f"Run directory:  {record.run_dir}")
     if profile := outputs.get("Preprocess", {}).get("profile"):
         out.print(f"Data profile:   {store.path_for(profile) / 'profile.json'}")
@@ -280,67 +288,41 @@ def _print_model_docs(package: ModelPackage) -> None:
         out.print(f"Model card:     {files.write_card(None, 'markdown')} (and model-card.json)")
     except (MlopsError, JobError) as exc:  # the model is registered: say so, do not fail the run
         err.print(
-            f"[yellow]Warning:[/] the report or card of version {package.version} was not "
-            f"written: {exc}\n  retry with: mlops models report {package.version}; "
-            f"mlops models card {package.version}"
+            flagged(
+                "Warning:",
+                "yellow",
+                f"the report or card of version {package.version} was not written: {exc}\n"
+                f"  retry with: mlops models report {package.version}; "
+                f"mlops models card {package.version}",
+            )
         )
 
 
 @app.command("executions")
 def executions(
     limit: Annotated[int, typer.Option(min=1)] = 20,
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
     """List pipeline executions, newest first."""
-    if target == "aws":
-        from mlops.cloud import list_executions as cloud_executions
-
-        table = Table(*EXECUTION_COLUMNS)
-        for execution in cloud_executions(aws_for(stage), limit):
-            table.add_row(
-                execution.execution_id,
-                execution.status,
-                execution.started,
-                "",
-                execution.failure_reason,
-            )
-        out.print(table)
-        return
-    if target != "local":
-        raise MlopsError(f"--target {target!r}: use local or aws")
     table = Table(*EXECUTION_COLUMNS)
-    for record in list_executions(current_home().runs)[:limit]:
-        seconds = sum(s.seconds or 0 for s in record.steps)
-        table.add_row(
-            record.execution_id,
-            record.status,
-            record.start_time,
-            f"{seconds:.1f}",
-            record.failure_reason or "",
-        )
+    for row in target_for(target, stage).executions(limit):
+        table.add_row(row.execution_id, row.status, row.started, row.seconds, row.failure_reason)
     out.print(table)
 
 
-def _cloud_steps(execution: str, stage: str, watch: bool, interval: float) -> None:
-    from mlops.cloud import CloudStep, execution_arn, follow_execution
-
-    def show(execution_id: str, status: str, found: list[CloudStep]) -> None:
-        table = Table(*STEP_COLUMNS)
-        for step in found:
-            seconds = "" if step.seconds is None else f"{step.seconds:.2f}"
-            table.add_row(step.name, step.type, step.status, seconds, step.cache_hit, step.detail)
-        out.print(f"Execution {execution_id}: {status}")
-        out.print(table)
-
-    aws = aws_for(stage)
-    follow_execution(aws, execution_arn(aws, execution), show, watch=watch, interval=interval)
+def _show_steps(execution_id: str, status: str, rows: list[StepRow]) -> None:
+    table = Table(*STEP_COLUMNS)
+    for row in rows:
+        table.add_row(row.name, row.type, row.status, row.seconds, row.cache_hit, row.detail)
+    out.print(f"Execution {execution_id}: {status}")
+    out.print(table)
 
 
 @app.command("steps")
 def steps(
     execution: Annotated[str, typer.Argument(help="Execution id, or 'latest'.")] = "latest",
-    target: Annotated[str, TARGET_OPTION] = "local",
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
     watch: Annotated[
         bool, typer.Option(help="With --target aws: follow it until it ends.")
@@ -350,40 +332,7 @@ def steps(
     ] = 15,
 ) -> None:
     """Show an execution's steps like ListPipelineExecutionSteps."""
-    if target == "aws":
-        _cloud_steps(execution, stage, watch, interval)
-        return
-    if target != "local":
-        raise MlopsError(f"--target {target!r}: use local or aws")
-    record = find_execution(current_home().runs, execution)
-    out.print(f"Execution {record.execution_id}: {record.status}")
-    table = Table(*STEP_COLUMNS)
-    for step in record.steps:
-        detail = step.failure_reason or ", ".join(f"{k}={v}" for k, v in step.outputs.items())
-        table.add_row(
-            step.name,
-            step.type,
-            step.status,
-            f"{step.seconds or 0:.2f}",
-            step.cache_hit or "",
-            detail,
-        )
-        for trial in step.trials:  # a Tuning step's training jobs, under it
-            values = ", ".join(f"{k}={v}" for k, v in trial["hyperparameters"].items())
-            result = (
-                f"objective={trial['objective']}"
-                if trial["status"] == "Completed"
-                else trial["failure_reason"]
-            )
-            table.add_row(
-                f"  {trial['name'].rsplit('-', 1)[-1]}",
-                "Trial",
-                trial["status"],
-                f"{trial['seconds'] or 0:.2f}",
-                "",
-                f"{values}: {result}",
-            )
-    out.print(table)
+    target_for(target, stage).steps(execution, _show_steps, watch=watch, interval=interval)
 
 
 @app.command("start")
@@ -395,7 +344,8 @@ def pipeline_start(
 ) -> None:
     """Start an execution of the stage's deployed pipeline in SageMaker."""
     from mlops.cloud import start_pipeline
+    from mlops.target import connect
 
-    arn = start_pipeline(aws_for(stage), _parse_params(param or []))
+    arn = start_pipeline(connect(stage), _parse_params(param or []))
     out.print(f"Started {arn}")
     out.print(f"Follow it: mlops pipeline executions --target aws --stage {stage}")

@@ -21,7 +21,6 @@ from mlops.model_card.files import (
     LocalVersionFiles,
     VersionFiles,
     read_manifest,
-    version_files,
 )
 
 __all__ = [
@@ -39,5 +38,4 @@ __all__ = [
     "known_limits",
     "read_manifest",
     "render_markdown",
-    "version_files",
 ]

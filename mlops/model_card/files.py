@@ -203,16 +203,3 @@ class AwsVersionFiles(VersionFiles):
             for chunk in iter(lambda: body.read(1 << 20), b""):
                 handle.write(chunk)
         return path
-
-
-def version_files(
-    home: Home, target: str, stage: str, group: str | None, version: int
-) -> VersionFiles:
-    """The files of one registered version in the registry that --target names."""
-    from mlops.registry import open_registry
-
-    chosen = open_registry(home, target, stage, group)
-    package = chosen.registry.describe_model_package(chosen.group, version)
-    if chosen.aws is not None:
-        return AwsVersionFiles(home, package, chosen.aws)
-    return LocalVersionFiles(home, package)

@@ -2,14 +2,5 @@
 
 from mlops.registry.base import APPROVAL_STATUSES, ModelPackage, ModelRegistry
 from mlops.registry.local import LocalModelRegistry
-from mlops.registry.target import DEFAULT_GROUP, RegistryTarget, open_registry
 
-__all__ = [
-    "APPROVAL_STATUSES",
-    "DEFAULT_GROUP",
-    "LocalModelRegistry",
-    "ModelPackage",
-    "ModelRegistry",
-    "RegistryTarget",
-    "open_registry",
-]
+__all__ = ["APPROVAL_STATUSES", "LocalModelRegistry", "ModelPackage", "ModelRegistry"]

@@ -16,7 +16,7 @@ from mlops.errors import MlopsError, NotFound
 from mlops.registry.base import APPROVAL_STATUSES, ModelPackage
 from sagemaker_jobs.contract import write_atomically
 
-_GROUP = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_GROUP = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # matched in full: no trailing newline
 LOCAL_ACCOUNT = "000000000000"
 
 
@@ -31,7 +31,7 @@ class LocalModelRegistry:
         self.root = root
 
     def _group_dir(self, group: str) -> Path:
-        if not _GROUP.match(group):
+        if not _GROUP.fullmatch(group):
             raise MlopsError(f"model package group name {group!r} must match {_GROUP.pattern}")
         return self.root / group
 

@@ -116,7 +116,8 @@ def test_no_credentials_is_explained(
 
 def test_unknown_target_and_stage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "list", "--target", "cloud"]) == 2
-    assert "--target 'cloud': use local or aws" in capsys.readouterr().err
+    # an Enum option: typer rejects the value as a usage error, naming the choices
+    assert "'cloud' is not one of 'local', 'aws'" in capsys.readouterr().err
     assert main(["models", "list", "--target", "aws", "--stage", "qa"]) == 2
     assert "unknown stage 'qa'" in capsys.readouterr().err
 

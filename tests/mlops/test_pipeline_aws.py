@@ -6,28 +6,18 @@ the command's own SageMaker client (the seam: ``Aws.client``); the rest runs und
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
-from mlops.aws import Aws, Stage
+from mlops.aws import Aws
 from mlops.cli import main
 from mlops.commands import pipeline
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/mlops-tabular/execution/abc123"
-
-
-@pytest.fixture
-def aws(fake_aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    with mock_aws():
-        handle = Aws(Stage("dev", "us-east-1", "mlops-tabular", "mlops-tabular"))
-        monkeypatch.setattr(pipeline, "aws_for", lambda stage: handle)
-        yield handle
 
 
 def _steps(stubber: Stubber, status: str, steps: list[dict[str, Any]]) -> None:

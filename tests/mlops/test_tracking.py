@@ -456,13 +456,12 @@ def test_log_a_sagemaker_execution_from_its_jobs_and_s3(
     from moto import mock_aws
 
     from mlops.aws import Aws, Stage
-    from mlops.commands import experiments
 
     _, uri = ranked  # another experiment in the same store: a new SQLite store costs a second
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
     with mock_aws():
         aws = Aws(Stage("dev", "us-east-1", "mlops-tabular", "mlops-tabular"))
-        monkeypatch.setattr(experiments, "_aws", lambda stage: aws)
+        monkeypatch.setattr("mlops.target.connect", lambda stage: aws)
         sagemaker = aws.client("sagemaker")
         steps = _sagemaker_execution(sagemaker, aws.client("s3"), local_definition)
         answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": steps})
