@@ -5,8 +5,10 @@ Container entry point:
 Inputs: the training job's ``model.tar.gz`` under ``/opt/ml/processing/model``, the test split
 under ``/opt/ml/processing/test`` and (optional) preprocess's data profile under
 ``/opt/ml/processing/profile``. Outputs in ``/opt/ml/processing/evaluation``: ``evaluation.json``
-with ``metrics.<name>.value`` and ``quality_gate`` (the metric the pipeline's condition reads,
-with the threshold and verdict when one is given), the HTML report (``sagemaker_jobs.report``)
+with ``metrics.<name>.value`` (averaged ones say their averaging), ``per_class`` (precision,
+recall, F1 and support of each class) and ``quality_gate`` (the metric, why it is the gate, and
+with a threshold the signed ``margin`` the pipeline's condition tests, the verdict and a message
+that says which direction was checked), the HTML report (``sagemaker_jobs.report``)
 and a copy of the profile, so the folder explains the model on its own.
 """
 
@@ -24,6 +26,7 @@ from typing import Any
 from sagemaker_jobs import artifacts, metrics
 from sagemaker_jobs.contract import JobError, Paths, run_job, write_json
 from sagemaker_jobs.data import Schema, read_split
+from sagemaker_jobs.metric_directions import GATE_CHOICES, check_gate
 from sagemaker_jobs.report import REPORT_FILE, ReportInputs, write_report
 
 PROFILE_FILE = "profile.json"
@@ -39,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _Parser(prog="sagemaker_jobs.evaluate", description=__doc__)
     parser.add_argument(
-        "--quality-metric", default="auto", help="auto, accuracy, f1, roc_auc or r2"
+        "--quality-metric", default="auto", help=f"one of {', '.join(GATE_CHOICES)}"
     )
     parser.add_argument(
         "--threshold",
@@ -81,7 +84,13 @@ def evaluate(
     model, manifest = artifacts.load(model_dir)
     schema = Schema.from_dict({**manifest, "dropped": {}})
     test = read_split(test_dir, schema)
-    gate = metrics.resolve_gate_metric(schema.problem_type, quality_metric)
+    # The training split's class balance decides the default gate (older models lack it).
+    counts = manifest.get("class_counts") or test[schema.target].value_counts().to_dict()
+    gate, chosen = metrics.resolve_gate_metric(schema.problem_type, quality_metric, counts)
+    try:
+        check_gate(gate, schema.problem_type, threshold)
+    except ValueError as exc:
+        raise JobError(str(exc)) from exc
     score = (
         metrics.classification if schema.problem_type == "classification" else metrics.regression
     )
@@ -91,10 +100,13 @@ def evaluate(
         raise JobError(
             f"metric {gate} is undefined on this test split; pick another --quality-metric"
         )
-    quality_gate: dict[str, Any] = {"metric": gate, "value": value}
+    quality_gate: dict[str, Any] = {"metric": gate, "value": value, "chosen": chosen}
     if threshold is not None:
-        # The same comparison as the pipeline's ConditionGreaterThanOrEqualTo.
-        quality_gate.update(threshold=threshold, passed=value >= threshold)
+        # The pipeline's condition tests the signed margin (>= 0 passes), whichever way the
+        # metric improves; value and threshold stay here for people to read.
+        quality_gate.update(metrics.gate_verdict(gate, value, threshold))
+    else:
+        quality_gate["message"] = f"{gate} = {value:.6g}; no threshold given, so no verdict"
     evaluation = {
         "problem_type": schema.problem_type,
         "test_rows": len(test),
@@ -115,6 +127,8 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
         )
     for name, m in evaluation["metrics"].items():
         log.info("test %s = %s", name, m["value"])
+    gate = evaluation["quality_gate"]
+    log.info("%s (gate metric %s: %s)", gate["message"], gate["metric"], gate["chosen"])
     write_report(output / REPORT_FILE, inputs)
     if profile is not None:
         write_json(output / PROFILE_FILE, profile)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sagemaker_jobs.metric_directions import GATE_CHOICES
 from sagemaker_jobs.tuning import TuningSettings, tuning_step
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def _build(settings: PipelineSettings) -> Pipeline:
     quality_metric = ParameterString(
         "QualityMetric",
         default_value="auto",
-        enum_values=["auto", "accuracy", "f1", "roc_auc", "r2"],
+        enum_values=list(GATE_CHOICES),
     )
     threshold = ParameterFloat("QualityThreshold", default_value=s.quality_threshold)
     approval = ParameterString(
@@ -367,24 +368,13 @@ def _build(settings: PipelineSettings) -> Pipeline:
             },
         ),
     )
-    gate_failed = FailStep(
-        name="QualityGateFailed",
-        error_message=Join(
-            on=" ",
-            values=[
-                "Quality gate failed:",
-                gate("metric"),
-                "=",
-                gate("value"),
-                "is below the threshold",
-                threshold,
-                "(set QualityThreshold or improve the model); nothing was registered.",
-            ],
-        ),
-    )
+    # The metric is a run-time parameter but a condition's operator is fixed here: Evaluate
+    # writes a signed margin (value - threshold, or threshold - value for lower-is-better
+    # metrics), so ">= 0" is right for every gate metric, and a message naming the direction.
+    gate_failed = FailStep(name="QualityGateFailed", error_message=gate("message"))
     quality_gate = ConditionStep(
         name="QualityGate",
-        conditions=[ConditionGreaterThanOrEqualTo(left=gate("value"), right=threshold)],
+        conditions=[ConditionGreaterThanOrEqualTo(left=gate("margin"), right=0.0)],
         if_steps=[register],
         else_steps=[gate_failed],
     )

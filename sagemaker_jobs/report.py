@@ -16,16 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from sagemaker_jobs import importance
 from sagemaker_jobs.html_report import Section, new_figure, write_page
+from sagemaker_jobs.metric_directions import higher_is_better
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 REPORT_FILE = "report.html"
-# Few repeats and a fixed seed: the importances are reproducible and take well under a second.
-IMPORTANCE_REPEATS = 5
-IMPORTANCE_SEED = 0
-IMPORTANCE_ROWS = 5000
 PASS, FAIL = '<span class="pass">passed</span>', '<span class="fail">failed</span>'
 
 
@@ -58,7 +56,7 @@ def _sections(inputs: ReportInputs) -> list[Section]:
         sections += _classification_sections(inputs.model, x, y, inputs.evaluation)
     else:
         sections += _regression_sections(inputs.model, x, y)
-    sections.append(_importance_section(inputs.model, x, y, inputs.evaluation))
+    sections.append(_importance_section(inputs.model, x, y, inputs))
     sections += _profile_sections(inputs.profile)
     return sections
 
@@ -86,32 +84,49 @@ def _gate_section(evaluation: dict[str, Any]) -> Section:
         )
     else:
         section.raw_html.append(
-            f"<p>The model {PASS if passed else FAIL} the gate: <b>{gate['metric']}</b> = "
-            f"{gate['value']:.4g}, threshold {threshold:.4g}. "
+            f"<p>The model {PASS if passed else FAIL} the gate. "
             + (
                 "The pipeline registers it for approval.</p>"
                 if passed
                 else "The pipeline stops at its Fail step; nothing is registered.</p>"
             )
         )
+        section.paragraphs.append(gate.get("message", ""))
+    if chosen := gate.get("chosen"):
+        section.paragraphs.append(f"Gate metric {gate['metric']}: {chosen}.")
     section.paragraphs.append(
         "Every metric is computed on the test split, which neither training nor tuning saw. "
-        "The gate compares one of them with the QualityThreshold pipeline parameter "
-        "(higher is better for every gate metric)."
+        "The gate compares one of them with the QualityThreshold pipeline parameter: a lower "
+        "bound for metrics where higher is better, an upper bound for errors such as rmse and "
+        "mae. An averaged metric names its averaging."
     )
     rows = []
     for name, metric in evaluation["metrics"].items():
         is_gate = name == gate["metric"]
         verdict = "" if not is_gate or passed is None else ("pass" if passed else "fail")
+        bound = "" if threshold is None else f"at least {threshold:.6g}"
+        if threshold is not None and not higher_is_better(name):
+            bound = f"at most {threshold:.6g}"
         rows.append(
             [
                 name,
                 "undefined" if metric["value"] is None else metric["value"],
-                threshold if is_gate and threshold is not None else "",
+                metric.get("averaging", ""),
+                bound if is_gate else "",
                 verdict,
             ]
         )
-    return section.table(["Metric", "Value", "Threshold", "Gate"], rows)
+    section.table(["Metric", "Value", "Averaging", "Threshold", "Gate"], rows)
+    if per_class := evaluation.get("per_class"):
+        section.paragraphs.append(
+            "Per class: precision is the share of the rows predicted as the class that are it; "
+            "recall the share of the class's rows found; support its rows in the test split."
+        )
+        section.table(
+            ["Class", "Precision", "Recall", "F1", "Support"],
+            [[c["class"], c["precision"], c["recall"], c["f1"], c["support"]] for c in per_class],
+        )
+    return section
 
 
 # classification ------------------------------------------------------------------------
@@ -252,50 +267,43 @@ def _regression_sections(model: Any, x: pd.DataFrame, y: pd.Series) -> list[Sect
 
 
 # both ----------------------------------------------------------------------------------
-def _importance_section(
-    model: Any, x: pd.DataFrame, y: pd.Series, evaluation: dict[str, Any]
-) -> Section:
-    from sklearn.inspection import permutation_importance
-
-    # Score with the gate's own metric where sklearn has a scorer for it, so "importance" means
-    # "how much of the gate metric this feature carries".
-    scoring = {"accuracy": "accuracy", "f1": "f1_weighted", "r2": "r2"}.get(
-        evaluation["quality_gate"]["metric"],
-        "accuracy" if evaluation["problem_type"] == "classification" else "r2",
+def _importance_section(model: Any, x: pd.DataFrame, y: pd.Series, inputs: ReportInputs) -> Section:
+    evaluation = inputs.evaluation
+    kinds = {f["name"]: f["kind"] for f in inputs.manifest["features"]}
+    scoring = importance.scorer_name(
+        evaluation["quality_gate"]["metric"], evaluation["problem_type"]
     )
-    if len(x) > IMPORTANCE_ROWS:  # a large test split: a sample ranks features just as well
-        x = x.sample(IMPORTANCE_ROWS, random_state=IMPORTANCE_SEED)
-        y = y.loc[x.index]
-    result = permutation_importance(
-        model, x, y, scoring=scoring, n_repeats=IMPORTANCE_REPEATS, random_state=IMPORTANCE_SEED
-    )
-    order = np.argsort(result.importances_mean)
-    names = [str(x.columns[i]) for i in order]
-    figure = new_figure(5.6, max(2.5, 0.4 * len(names) + 1.2))
+    result = importance.permutation_importance(model, x, y, scoring=scoring, kinds=kinds)
+    ascending = list(reversed(range(len(result.names))))
+    figure = new_figure(5.6, max(2.5, 0.4 * len(result.names) + 1.2))
     axes = figure.add_subplot()
     axes.barh(
-        names,
-        result.importances_mean[order],
-        xerr=result.importances_std[order],
+        [result.names[i] for i in ascending],
+        result.means[ascending],
+        xerr=result.stds[ascending],
         color="#2f80ed",
         ecolor="#52606d",
     )
     axes.axvline(0, color="#9aa5b1", linewidth=0.8)
     _labels(axes, "Permutation feature importance", f"drop in {scoring} when shuffled", "")
-    section = Section(
-        "Permutation feature importance",
-        paragraphs=[
-            f"Each feature's column in the test split (at most {IMPORTANCE_ROWS} rows of it) is "
-            f"shuffled {IMPORTANCE_REPEATS} times (seed {IMPORTANCE_SEED}) and the model scored "
-            f"again: the drop in {scoring} is how "
-            "much the model relies on that feature (bars: mean, whiskers: standard deviation). "
-            "Near zero means the model barely uses it; a negative value is noise. Correlated "
-            "features share their importance, so each can look smaller than it is."
-        ],
-    )
+    paragraphs = [
+        f"Each feature's column in the test split ({result.rows} rows of it, at most "
+        f"{importance.MAX_ROWS}) is shuffled {importance.REPEATS} times (seed {importance.SEED}) "
+        f"and the model scored again: the drop in {scoring} is how "
+        "much the model relies on that feature (bars: mean, whiskers: standard deviation). "
+        "Near zero means the model barely uses it; a negative value is noise. Correlated "
+        "features share their importance, so each can look smaller than it is."
+    ]
+    if result.screened_out:
+        paragraphs.append(
+            f"Only the {len(result.names)} features the model's output varies with most "
+            "(squared correlation for numbers and dates, correlation ratio for categories) were "
+            f"shuffled; {result.screened_out} weaker ones were left out to bound the cost."
+        )
+    section = Section("Permutation feature importance", paragraphs=paragraphs)
     rows = [
-        [names[k], float(result.importances_mean[i]), float(result.importances_std[i])]
-        for k, i in reversed(list(enumerate(order)))
+        [name, float(mean), float(std)]
+        for name, mean, std in zip(result.names, result.means, result.stds, strict=True)
     ]
     section.table(["Feature", f"Mean drop in {scoring}", "Std"], rows)
     return section.figure("Permutation feature importance on the test split", figure)

@@ -66,6 +66,12 @@ def run(paths: Paths) -> None:
             "hyperparameters": hp.model_dump(),
             "validation_metrics": scores,
             "train_rows": len(train),
+            # The training split's class balance: the default gate and the model card read it.
+            "class_counts": (
+                train[schema.target].value_counts().sort_index().to_dict()
+                if schema.problem_type == "classification"
+                else None
+            ),
         },
     )
     log.info("model sha256 %s", manifest["sha256"])

@@ -14,16 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sagemaker_jobs.hyperparameters import Hyperparameters
-from sagemaker_jobs.metric_directions import Direction, direction
+from sagemaker_jobs.metric_directions import GATE_METRICS, Direction, direction
 
 if TYPE_CHECKING:
     from sagemaker.mlops.workflow.steps import CacheConfig, TuningStep
 
 # What the training job prints after fitting (``validation:<name>=<value>``), and which way
-# each metric improves. Classification jobs print the first three, regression the last three.
+# each metric improves: every gate metric of the problem type (sagemaker_jobs.metrics).
 METRIC_DIRECTIONS: dict[str, Direction] = {
-    f"validation:{name}": direction(name)
-    for name in ("accuracy", "f1", "roc_auc", "rmse", "mae", "r2")
+    f"validation:{name}": direction(name) for names in GATE_METRICS.values() for name in names
 }
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 

@@ -267,10 +267,9 @@ def _print_summary(
     package = registry.describe_model_package(group, version)
     gate = package.metrics.get("quality_gate", {})
     out.print(f"Metrics:        {models.metrics_line(package)}")
-    out.print(
-        f"Quality gate:   {gate.get('metric')} = {gate.get('value')} "
-        f">= {record.parameters.get('QualityThreshold')}"
-    )
+    out.print(f"Quality gate:   {gate.get('message', gate)}", markup=False)
+    if chosen := gate.get("chosen"):  # why this metric: asked for, or the default and why
+        out.print(f"Gate metric:    {gate.get('metric')}: {chosen}", markup=False)
     out.print(f"Model package:  {group} version {version} ({package.approval_status})")
     out.print(f"Model data:     {store.path_for(package.model_data_url)}")
     _print_model_docs(package)

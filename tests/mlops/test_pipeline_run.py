@@ -43,7 +43,13 @@ def test_demo_run_registers_a_model_above_the_gate(
     assert package.approval_status == "PendingManualApproval"
     gate = package.metrics["quality_gate"]
     assert gate["metric"] == "accuracy" and gate["value"] >= 0.9
-    assert set(package.metrics["metrics"]) == {"accuracy", "f1", "roc_auc"}
+    assert set(package.metrics["metrics"]) == {
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "f1_weighted",
+        "roc_auc",
+    }
     assert package.metrics["confusion_matrix"]["labels"] == ["Adelie", "Chinstrap", "Gentoo"]
     # Lineage: the data hash computed by preprocess, the execution, the code version.
     assert package.metadata["DatasetSha256"] == hashlib.sha256(DEMO_DATA.read_bytes()).hexdigest()
@@ -99,12 +105,17 @@ def test_bring_your_own_regression_parquet(
     data = tmp_path / "diabetes.parquet"
     load_diabetes(as_frame=True, scaled=False).frame.to_parquet(data)
     args = ["pipeline", "run", "--data", str(data), "--target", "target", "-p", "Estimator=linear"]
-    assert main([*args, "-p", "QualityThreshold=0.2", "--verbose"]) == 0
-    assert "Train | validation:r2=" in capsys.readouterr().err  # --verbose streams the job logs
+    # A lower-is-better gate: the threshold is an upper bound on the test RMSE.
+    gate = ["-p", "QualityMetric=rmse", "-p", "QualityThreshold=500"]
+    assert main([*args, *gate, "--verbose"]) == 0
+    printed = capsys.readouterr()
+    assert "Train | validation:r2=" in printed.err  # --verbose streams the job logs
+    assert "must be at most the threshold 500 (lower is better" in printed.out
     (package,) = packages(home)
     assert package.metrics["problem_type"] == "regression"
     assert set(package.metrics["metrics"]) == {"rmse", "mae", "r2"}
-    assert package.metrics["quality_gate"]["metric"] == "r2"
+    assert package.metrics["quality_gate"]["metric"] == "rmse"
+    assert package.metrics["quality_gate"]["margin"] > 0
 
 
 def test_unreachable_threshold_ends_at_the_fail_step(

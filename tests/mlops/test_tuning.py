@@ -370,7 +370,9 @@ def test_a_local_tuning_run_registers_the_best_trials_model(
     for trial in train.trials:
         assert set(trial["metrics"]) == {
             "validation:accuracy",
-            "validation:f1",
+            "validation:balanced_accuracy",
+            "validation:f1_macro",
+            "validation:f1_weighted",
             "validation:roc_auc",
         }
         assert trial["objective"] == trial["metrics"]["validation:accuracy"]

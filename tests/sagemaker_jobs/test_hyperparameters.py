@@ -11,7 +11,6 @@ import pytest
 from sagemaker_jobs.contract import JobError
 from sagemaker_jobs.data import Schema
 from sagemaker_jobs.hyperparameters import Hyperparameters, load, parse
-from sagemaker_jobs.metrics import resolve_gate_metric
 from sagemaker_jobs.model import build_model
 
 # parse --------------------------------------------------------------------------------------
@@ -151,39 +150,6 @@ def test_load_rejects_a_json_list(tmp_path: Path) -> None:
 
     with pytest.raises(JobError, match="must hold a JSON object"):
         load(path)
-
-
-# resolve_gate_metric ------------------------------------------------------------------------
-
-
-def test_resolve_gate_metric_defaults_per_problem_type() -> None:
-    assert resolve_gate_metric("classification", "auto") == "accuracy"
-    assert resolve_gate_metric("regression", "auto") == "r2"
-
-
-@pytest.mark.parametrize(
-    ("problem_type", "metric"),
-    [("classification", "f1"), ("classification", "roc_auc"), ("regression", "r2")],
-)
-def test_resolve_gate_metric_keeps_an_applicable_metric(problem_type: str, metric: str) -> None:
-    assert resolve_gate_metric(problem_type, metric) == metric
-
-
-@pytest.mark.parametrize(
-    ("problem_type", "metric", "valid"),
-    [
-        ("classification", "r2", "auto, accuracy, f1, roc_auc"),
-        ("regression", "accuracy", "auto, r2"),
-        ("regression", "rmse", "auto, r2"),
-    ],
-)
-def test_resolve_gate_metric_rejects_a_metric_of_the_other_kind(
-    problem_type: str, metric: str, valid: str
-) -> None:
-    with pytest.raises(JobError, match=f"does not apply to {problem_type}") as caught:
-        resolve_gate_metric(problem_type, metric)
-    assert f"{metric!r}" in str(caught.value)
-    assert valid in str(caught.value)
 
 
 # build_model --------------------------------------------------------------------------------

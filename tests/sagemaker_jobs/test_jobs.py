@@ -102,7 +102,7 @@ def test_wrong_gate_metric_for_problem_type(opt_ml: Paths, penguins: pd.DataFram
     assert _train(opt_ml) == 0
     _pack_model(opt_ml)
     assert evaluate.main(["--quality-metric", "r2"]) == 1
-    assert "does not apply to classification" in opt_ml.failure_file.read_text()
+    assert "is a regression metric" in opt_ml.failure_file.read_text()
 
 
 def test_preprocess_argument_errors_go_to_the_failure_file(opt_ml: Paths) -> None:

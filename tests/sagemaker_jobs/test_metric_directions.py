@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from sagemaker_jobs.metric_directions import direction, higher_is_better
+from sagemaker_jobs.metric_directions import (
+    DIRECTIONS,
+    GATE_RANGES,
+    direction,
+    higher_is_better,
+)
 from sagemaker_jobs.metrics import GATE_METRICS
 from sagemaker_jobs.tuning import METRIC_DIRECTIONS
 
 
-def test_the_gate_only_uses_metrics_that_maximize() -> None:
-    # The condition step is "value >= threshold": a lower-is-better gate metric would invert it.
+def test_every_gate_metric_has_a_direction_and_a_range() -> None:
+    # The gate reads the direction from this one table: errors are upper bounds.
     for names in GATE_METRICS.values():
-        assert all(higher_is_better(name) for name in names)
+        assert all(name in DIRECTIONS and name in GATE_RANGES for name in names)
+    assert not higher_is_better("rmse") and not higher_is_better("mae")
+    assert higher_is_better("balanced_accuracy") and higher_is_better("f1_macro")
 
 
 def test_prefixed_and_unknown_names() -> None:

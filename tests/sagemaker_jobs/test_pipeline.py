@@ -95,19 +95,32 @@ def test_one_image_three_roles_and_account_values_are_inputs(built: dict[str, An
     assert "sourcedir" not in text and "/tmp" not in text and "/work" not in text
 
 
-def test_quality_gate_registers_or_fails_with_a_message(built: dict[str, Any]) -> None:
+def test_quality_gate_tests_the_signed_margin_and_fails_with_its_message(
+    built: dict[str, Any],
+) -> None:
+    # The operator is fixed here while the metric is a run-time parameter: Evaluate writes a
+    # margin that is >= 0 when the gate passes, whichever way the metric improves.
     gate = steps_by_name(built)["QualityGate"]["Arguments"]
     (condition,) = gate["Conditions"]
     assert condition["Type"] == "GreaterThanOrEqualTo"
-    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "quality_gate.value"
-    assert condition["RightValue"] == {"Get": "Parameters.QualityThreshold"}
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "quality_gate.margin"
+    assert condition["RightValue"] == 0.0
     assert [s["Name"] for s in gate["IfSteps"]] == ["RegisterModel"]
-    message = gate["ElseSteps"][0]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
-    assert {"Get": "Parameters.QualityThreshold"} in message
-    assert any(
-        isinstance(v, dict) and v.get("Std:JsonGet", {}).get("Path") == "quality_gate.metric"
-        for v in message
-    )
+    message = gate["ElseSteps"][0]["Arguments"]["ErrorMessage"]
+    assert message["Std:JsonGet"]["Path"] == "quality_gate.message"
+    evaluate = steps_by_name(built)["Evaluate"]["Arguments"]["AppSpecification"]
+    threshold = evaluate["ContainerArguments"][
+        evaluate["ContainerArguments"].index("--threshold") + 1
+    ]
+    assert "Parameters.QualityThreshold" in json.dumps(threshold)  # value and bound: Evaluate's
+
+
+def test_quality_metric_choices_are_the_gate_table(built: dict[str, Any]) -> None:
+    from sagemaker_jobs.metric_directions import GATE_CHOICES
+
+    params = {p["Name"]: p for p in built["Parameters"]}
+    assert params["QualityMetric"]["EnumValues"] == list(GATE_CHOICES)
+    assert {"balanced_accuracy", "f1_macro", "rmse", "mae"} <= set(GATE_CHOICES)
 
 
 def test_registration_carries_metrics_and_lineage(built: dict[str, Any]) -> None:

@@ -37,8 +37,7 @@ def _inputs(model_dir: Path, test: pd.DataFrame, threshold: float) -> ReportInpu
         "quality_gate": {
             "metric": gate,
             "value": value,
-            "threshold": threshold,
-            "passed": value >= threshold,
+            **metrics.gate_verdict(gate, value, threshold),
         },
     }
     table, _ = data.prepare(pd.read_csv(DEMO_DATA), data.DataSpec(target=target))
@@ -109,7 +108,7 @@ def test_classifier_report_plots_its_own_confusion_matrix_curves_and_importances
     page = write_report(tmp_path / "report.html", inputs)
     html = page.read_text()
     # The gate's verdict with its threshold, and the confusion table's numbers in the page.
-    assert '<span class="pass">passed</span>' in html and "threshold 0.9." in html
+    assert '<span class="pass">passed</span>' in html and "threshold 0.9 (higher is better)" in html
     first_row = expected[0].tolist()
     assert "<td>Adelie</td>" + "".join(f'<td class="num">{n}</td>' for n in first_row) in html
     assert "abababababab" in html  # the training data's sha256 from the profile
