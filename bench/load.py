@@ -8,7 +8,8 @@ port setup and machine, so a busy shared machine hits both alike:
 - big-payloads: two maximum-size (6 MB) CSV requests at once, with the same `/ping` probe;
 - slowloris: connections that send half a header, or nothing, and how many the server still
   holds after the header timeout;
-- throughput: bench/serving.py's cases for our server (wrk, 1 and 100 rows, 1/16/64 clients).
+- throughput: bench/serving.py's cases for our server (wrk, 1 and 100 rows, 1/16/64 clients);
+- handoff (this tree only): the CPU time a request's trip to the inference thread costs.
 
 The fairness, big-payload and slowloris cases serve the pipeline's own model trained on the
 demo data (the model `mlops` deploys); throughput uses bench/serving.py's bring-your-own model.
@@ -294,7 +295,7 @@ def big_payloads(port: int, max_mb: float = 6) -> dict[str, float]:
     return {"big_max_ms": summary["max_ms"], "big_errors": summary["errors"]} | pinged
 
 
-def slowloris(port: int, connections: int = 300, wait: float = 15.0) -> dict[str, float]:
+def slowloris(port: int, connections: int = 300, wait: float = 25.0) -> dict[str, float]:
     """Half-sent headers and silent connections: how many does the server still hold later?"""
     sockets = []
     try:
@@ -337,12 +338,46 @@ def throughput(port: int, X: Any, seconds: float, work: Path) -> dict[str, float
     return out
 
 
+def _nothing() -> None:
+    pass
+
+
+def handoff(jobs: int = 20_000) -> dict[str, float]:
+    """What moving a request to the inference thread costs: CPU time (all threads) per request
+    for a trivial job through ``InferenceThread.run`` against the same call made inline."""
+    import uvloop
+
+    from inference.runner import InferenceThread
+
+    runner = InferenceThread(timeout=60)
+
+    async def through_thread() -> None:
+        for _ in range(jobs):
+            await runner.run(_nothing)
+
+    async def inline() -> None:
+        for _ in range(jobs):
+            _nothing()
+            await asyncio.sleep(0)  # a request's own trip through the loop, in both
+
+    out = {}
+    try:
+        for name, scenario in (("inline", inline), ("thread", through_thread)):
+            cpu, wall = time.process_time(), time.perf_counter()
+            uvloop.run(scenario())  # the server's loop
+            out[f"handoff_{name}_cpu_us"] = (time.process_time() - cpu) / jobs * 1e6
+            out[f"handoff_{name}_wall_us"] = (time.perf_counter() - wall) / jobs * 1e6
+    finally:
+        runner.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--baseline", help="a git revision whose server to measure beside ours")
-    parser.add_argument("--cases", default="fairness,slowloris,big-payloads,throughput")
+    parser.add_argument("--cases", default="handoff,fairness,slowloris,big-payloads,throughput")
     parser.add_argument("--seconds", type=float, default=20, help="fairness run length")
     parser.add_argument("--wrk-seconds", type=float, default=5)
     parser.add_argument("--repeats", type=int, default=1)
@@ -369,6 +404,8 @@ def main() -> None:
         pipeline = work / "pipeline-model"
         if "big-payloads" in cases:
             pipeline_model(pipeline)
+        if "handoff" in cases:
+            print(f"this tree: {json.dumps(handoff())}", flush=True)
         results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
         for round_ in range(args.repeats):
             for name, tree in trees.items():
