@@ -5,7 +5,10 @@ BIN    := $(VENV)/bin
 PY_STAMP   := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 # Debian's headless Chromium renders the HTML reports in a test (the report must really display).
+# Debian's package name: CodeBuild runs the Debian image of docker/codebuild/Dockerfile, which has
+# it already (tests/infra/test_rehearsal.py keeps the two in agreement).
 CHROMIUM   := /usr/bin/chromium
+CHROMIUM_PACKAGE := chromium
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_GET    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -y -q --no-install-recommends
 export CDK_DISABLE_VERSION_CHECK := 1
@@ -14,8 +17,10 @@ export SAGEMAKER_VALIDATE_ROLE := false
 
 STAGE ?= dev
 CDK := npx --no-install cdk
+# A physical name of STAGE from mlops.stages.names, the one place the stacks and the CLI read.
+name = $$($(BIN)/python -c 'from mlops.stages import names; print(names(stage="$(STAGE)").$(1))')
 
-.PHONY: install run test test-fast check lint format clean definition synth ci-build ci-deploy ci-smoke
+.PHONY: install run test test-fast check lint format clean definition synth rehearse ci-build ci-deploy ci-smoke
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -29,7 +34,7 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 $(CHROMIUM):
-	$(APT_GET) install chromium || ($(APT_GET) update && $(APT_GET) install chromium)
+	$(APT_GET) install $(CHROMIUM_PACKAGE) || ($(APT_GET) update && $(APT_GET) install $(CHROMIUM_PACKAGE))
 
 install: $(PY_STAMP) $(NODE_STAMP) ## venv with pinned deps, and the pinned CDK CLI
 
@@ -53,18 +58,22 @@ check: $(PY_STAMP) ## format, lint, types
 synth: install ## synthesize every stack of STAGE (offline, deterministic)
 	$(CDK) synth --quiet -c stage=$(STAGE)
 
+rehearse: install ## offline deploy rehearsal of every stage (IAM, names, exclusions); also in `make test`
+	$(BIN)/python -m infra.rehearsal
+
 # CodeBuild (buildspec.yml) runs `make $$CI_TARGET`; these are the targets it may name.
 ci-build: check test synth ## CI: check, test, synth
 
-ci-deploy: install ## CI: deploy STAGE with the latest approved model package of the group
+# The deploy stack brings its dependency, the stage's foundation, along.
+ci-deploy: install ## CI: deploy STAGE with the latest approved model package of the build stage
 	arn=$$($(BIN)/mlops models latest-approved --target aws --stage $(STAGE)) && \
 	baseline=$$($(BIN)/mlops monitor baseline $${arn##*/} --uri --target aws --stage $(STAGE)) && \
-	$(CDK) deploy "mlops-$(STAGE)-*" -c stage=$(STAGE) -c model_package_arn=$$arn \
+	$(CDK) deploy $(call name,deploy_stack) -c stage=$(STAGE) -c model_package_arn=$$arn \
 		-c baseline_uri=$$baseline --require-approval never
-	$(BIN)/mlops endpoint wait mlops-$(STAGE) --stage $(STAGE)  # fails if the update rolled back
+	$(BIN)/mlops endpoint wait $(call name,endpoint) --stage $(STAGE)  # fails if the update rolled back
 
 ci-smoke: install ## CI: invoke the STAGE endpoint with known rows and check the answer
-	$(BIN)/mlops endpoint invoke mlops-$(STAGE) --file tests/smoke/rows.csv --target aws --stage $(STAGE) \
+	$(BIN)/mlops endpoint invoke $(call name,endpoint) --file tests/smoke/rows.csv --target aws --stage $(STAGE) \
 		| tee /tmp/smoke.json | grep -q '"predictions"'
 
 format: $(PY_STAMP)

@@ -1,4 +1,9 @@
-"""The composition root of the CDK app."""
+"""The composition root of the CDK app: one stage's stacks, plus the stage-independent release.
+
+Topology (docs/deploy.md): per stage a foundation; in the build stage the model build (the
+project's pipeline and model package group, once); per stage with an endpoint a deploy stack;
+once per account and region the CI/CD stack, identical whatever ``-c stage`` says.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,14 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from infra.cicd import CicdStack, cicd_settings
+from infra.cicd import RELEASE_STAGES, CicdStack, cicd_settings
 from infra.foundation import FoundationStack
 from infra.model_build import ModelBuildStack
 from infra.model_deploy import ModelDeployStack
 from infra.nag import acknowledge_findings, acknowledge_monitor, acknowledge_tracking_findings
 from infra.tracking import MlflowTrackingServer
-from mlops.stages import load_context, stage_settings
+from mlops.errors import MlopsError
+from mlops.stages import DEFAULT_PROJECT, all_stages, build_stage, load_context, names
 
 
 def build_app(
@@ -25,21 +31,39 @@ def build_app(
     cdk-nag's AWS Solutions rules check every stack; an unacknowledged finding fails the synth.
     """
     merged = {**load_context(), **(context or {})}
-    stage, settings = stage_settings(merged)
+    stage = str(merged.get("stage", "dev"))
+    stages = all_stages(merged)  # every stage valid, or a clear error naming the bad one
+    if stage not in stages:
+        raise MlopsError(
+            f"unknown stage {stage!r}: cdk.json defines {sorted(stages)}; pass -c stage=NAME"
+        )
+    settings = stages[stage]
+    project = DEFAULT_PROJECT
+    here, build = names(project, stage), names(project, build_stage(merged))
+    release = [names(project, s) for s in RELEASE_STAGES]
+    for n in release:
+        if n.stage not in stages or not stages[n.stage].endpoint:
+            raise MlopsError(
+                f"the release deploys {n.stage!r}, which needs an endpoint in cdk.json stages"
+            )
     app = cdk.App(context=merged, outdir=outdir, builtin_cloud_formation_validation=validate)
     env = cdk.Environment(account=settings.account, region=settings.region)
     foundation = FoundationStack(
-        app, f"mlops-{stage}-foundation", stage=stage, settings=settings, env=env
+        app, here.foundation_stack, names=here, build=build, settings=settings, env=env
     )
-    build = ModelBuildStack(
-        app,
-        f"mlops-{stage}-model-build",
-        settings=settings,
-        foundation=foundation,
-        image_tag=merged.get("image_tag") or None,
-        env=env,
-    )
-    stacks: list[cdk.Stack] = [foundation, build]
+    stage_stacks: list[cdk.Stack] = [foundation]
+    if stage == build.stage:
+        stage_stacks.append(
+            ModelBuildStack(
+                app,
+                here.build_stack,
+                names=here,
+                settings=settings,
+                foundation=foundation,
+                image_tag=merged.get("image_tag") or None,
+                env=env,
+            )
+        )
     if settings.mlflow.tracking_server:
         tracking = MlflowTrackingServer(
             foundation,
@@ -53,23 +77,31 @@ def build_app(
     if settings.endpoint:
         deploy = ModelDeployStack(
             app,
-            f"mlops-{stage}-model-deploy",
-            stage=stage,
+            here.deploy_stack,
+            names=here,
+            build=build,
             endpoint=settings.endpoint,
             foundation=foundation,
             model_package_arn=merged.get("model_package_arn") or None,
-            pipeline_name=settings.pipeline_name,
             baseline_uri=merged.get("baseline_uri") or None,
             env=env,
         )
         if deploy.monitor:
             acknowledge_monitor(deploy.monitor)
-        stacks.append(deploy)
-    cicd = CicdStack(app, "mlops-cicd", settings=cicd_settings(merged, settings), env=env)
-    stacks.append(cicd)
-    for stack in stacks:
+        stage_stacks.append(deploy)
+    build_settings = stages[build.stage]
+    cicd = CicdStack(
+        app,
+        build.cicd_stack,
+        settings=cicd_settings(merged, build),
+        build=build,
+        release=release,
+        env=cdk.Environment(account=build_settings.account, region=build_settings.region),
+    )
+    for stack in stage_stacks:
         cdk.Tags.of(stack).add("project", "mlops")
         cdk.Tags.of(stack).add("stage", stage)
+    cdk.Tags.of(cicd).add("project", "mlops")  # no stage: it serves them all
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     acknowledge_findings(foundation, cicd)
     return app

@@ -1,5 +1,6 @@
-"""Model build stack: the Model Package Group and the SageMaker Pipeline whose body is
-``build_pipeline``'s definition, the same JSON the local executor runs.
+"""Model build stack, once per project, in the build stage: the Model Package Group and the
+SageMaker Pipeline whose body is ``build_pipeline``'s definition, the same JSON the local
+executor runs. Every stage deploys the versions registered here (docs/deploy.md).
 
 Image, role and bucket reach the body as CDK references through ``Fn::Sub`` variables; the
 builder only ever sees ARN-shaped placeholders, so it needs no credentials and calls no AWS API.
@@ -15,7 +16,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from infra.foundation import FoundationStack
-from mlops.stages import ROOT, StageSettings
+from mlops.stages import ROOT, Names, StageSettings
+from mlops.stages import names as default_names
 from sagemaker_jobs.pipeline import PipelineSettings, definition_json
 
 # What the builder sees; CloudFormation fills them in (see ``definition_body``).
@@ -24,7 +26,10 @@ ROLE = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${JobRoleName}"
 BUCKET = "${ArtifactsBucket}"
 
 
-def definition_body(settings: StageSettings, subnet_count: int = 0) -> str:
+def definition_body(
+    settings: StageSettings, subnet_count: int = 0, names: Names | None = None
+) -> str:
+    names = names or default_names()
     network = (
         {
             "subnets": tuple(f"${{Subnet{i}}}" for i in range(subnet_count)),
@@ -35,8 +40,8 @@ def definition_body(settings: StageSettings, subnet_count: int = 0) -> str:
     )
     return definition_json(
         PipelineSettings(
-            pipeline_name=settings.pipeline_name,
-            model_package_group=settings.model_package_group,
+            pipeline_name=names.pipeline,
+            model_package_group=names.model_package_group,
             image_uri=IMAGE,
             role_arn=ROLE,
             bucket=BUCKET,
@@ -54,30 +59,34 @@ class ModelBuildStack(cdk.Stack):
         scope: Construct,
         construct_id: str,
         *,
+        names: Names,
         settings: StageSettings,
         foundation: FoundationStack,
         image_tag: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        job_role, pipeline_role = foundation.job_role, foundation.pipeline_role
+        if not (job_role and pipeline_role):
+            raise ValueError(f"{foundation.stack_name} is not the build stage's foundation")
         if image_tag:
             # CI/CD pushed the image to the stage's repository under this (immutable) tag.
             image_uri = foundation.repository.repository_uri_for_tag(image_tag)
         else:
             # `cdk deploy` builds the root Dockerfile (needs Docker); synth only stages it.
             asset = ecr_assets.DockerImageAsset(self, "ProjectImage", directory=str(ROOT))
-            asset.repository.grant_pull(foundation.job_role)
+            asset.repository.grant_pull(job_role)
             image_uri = asset.image_uri
 
         group = sagemaker.CfnModelPackageGroup(
             self,
             "ModelPackageGroup",
-            model_package_group_name=settings.model_package_group,
-            model_package_group_description=f"Models of the {settings.pipeline_name} pipeline",
+            model_package_group_name=names.model_package_group,
+            model_package_group_description=f"Models of the {names.pipeline} pipeline",
         )
         variables: dict[str, str] = {
             "ImageUri": image_uri,
-            "JobRoleName": foundation.job_role.role_name,
+            "JobRoleName": job_role.role_name,
             "ArtifactsBucket": foundation.artifacts.bucket_name,
         }
         subnets = foundation.vpc.isolated_subnets if foundation.vpc else []
@@ -88,15 +97,15 @@ class ModelBuildStack(cdk.Stack):
         pipeline = sagemaker.CfnPipeline(
             self,
             "Pipeline",
-            pipeline_name=settings.pipeline_name,
+            pipeline_name=names.pipeline,
             pipeline_description="preprocess -> train -> evaluate -> quality gate -> register",
-            role_arn=foundation.pipeline_role.role_arn,
+            role_arn=pipeline_role.role_arn,
             pipeline_definition={
                 "PipelineDefinitionBody": cdk.Fn.sub(
-                    definition_body(settings, len(subnets)), variables
+                    definition_body(settings, len(subnets), names), variables
                 )
             },
         )
         pipeline.node.add_dependency(group)
-        cdk.CfnOutput(self, "PipelineName", value=settings.pipeline_name)
-        cdk.CfnOutput(self, "ModelPackageGroupName", value=settings.model_package_group)
+        cdk.CfnOutput(self, "PipelineName", value=names.pipeline)
+        cdk.CfnOutput(self, "ModelPackageGroupName", value=names.model_package_group)

@@ -1,11 +1,12 @@
-"""Model deploy stack, one per stage with an endpoint: model, endpoint config, endpoint with
-blue/green guardrails and auto-rollback, autoscaling, alarms into an encrypted topic, dashboard,
-and, when the stage asks for it, Model Monitor with a drift alarm that starts retraining
-(infra/model_monitor.py).
+"""Model deploy stack, one per project and stage with an endpoint: model, endpoint config,
+endpoint with blue/green guardrails and auto-rollback, autoscaling, alarms into an encrypted
+topic, dashboard, and, when the stage asks for it, Model Monitor with a drift alarm that starts
+retraining (infra/model_monitor.py).
 
-The model package ARN comes from context (``-c model_package_arn=...``, what CI/CD passes) or,
-when absent, from the SSM parameter ``/mlops/<stage>/model-package-arn``, which CloudFormation
-reads at deploy time: synth never looks anything up.
+The model package (registered in the build stage) comes from context (``-c model_package_arn=...``,
+what CI/CD passes) or, when absent, from the SSM parameter ``names.parameter("model-package-arn")``
+(``/mlops/<project>/<stage>/model-package-arn``), which CloudFormation reads at deploy time:
+synth never looks anything up.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from constructs import Construct
 
 from infra.foundation import FoundationStack
 from infra.model_monitor import DataQualityMonitor
-from mlops.stages import EndpointSettings
+from mlops.stages import EndpointSettings, Names, vcpus
 
 VARIANT = "AllTraffic"
 
@@ -35,34 +36,43 @@ class ModelDeployStack(cdk.Stack):
         scope: Construct,
         construct_id: str,
         *,
-        stage: str,
+        names: Names,
+        build: Names,
         endpoint: EndpointSettings,
         foundation: FoundationStack,
         model_package_arn: str | None = None,
-        pipeline_name: str = "mlops-tabular",
         baseline_uri: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.endpoint_name = (
-            f"mlops-{stage}"  # fixed: alarms that use a generated name form a cycle
-        )
+        self.names = names
+        stage = names.stage
+        # A fixed name: alarms that use a generated name form a cycle.
+        self.endpoint_name = names.endpoint
         package_arn = model_package_arn or ssm.StringParameter.value_for_string_parameter(
-            self, f"/mlops/{stage}/model-package-arn"
+            self, names.parameter("model-package-arn")
         )
+        role = foundation.endpoint_role
+        if role is None:
+            raise ValueError(
+                f"{foundation.stack_name} has no endpoint role: the stage has no endpoint"
+            )
+        # Serverless endpoints support neither network isolation nor a VPC (feature exclusions,
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).
+        isolated = not endpoint.serverless
         model = sagemaker.CfnModel(
             self,
             "Model",
-            execution_role_arn=foundation.endpoint_role.role_arn,
+            execution_role_arn=role.role_arn,
             containers=[
                 sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=package_arn)
             ],
-            enable_network_isolation=True,
+            enable_network_isolation=isolated,
             vpc_config=sagemaker.CfnModel.VpcConfigProperty(
                 subnets=[s.subnet_id for s in foundation.vpc.isolated_subnets],
                 security_group_ids=[foundation.security_group.security_group_id],
             )
-            if foundation.vpc and foundation.security_group
+            if isolated and foundation.vpc and foundation.security_group
             else None,
         )
         self.topic = sns.Topic(
@@ -121,8 +131,22 @@ class ModelDeployStack(cdk.Stack):
             "Endpoint",
             endpoint_name=self.endpoint_name,
             endpoint_config_name=config.attr_endpoint_config_name,
-            deployment_config=None if endpoint.serverless else self._guardrails(endpoint),
+            deployment_config=self._guardrails(endpoint),
         )
+        # "SageMaker roles": the CreateModel role reads the rollback alarms during a deployment.
+        # A policy of this stack (the alarms are here), attached to the foundation's role.
+        watch = iam.Policy(
+            self,
+            "RollbackAlarmsRead",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["cloudwatch:DescribeAlarms"],
+                    resources=[a.alarm_arn for a in alarms],
+                )
+            ],
+        )
+        self.endpoint.node.add_dependency(watch)
         for alarm in alarms:
             self.endpoint.node.add_dependency(alarm)  # rollback alarms exist before the endpoint
         if not endpoint.serverless:
@@ -131,13 +155,12 @@ class ModelDeployStack(cdk.Stack):
             DataQualityMonitor(
                 self,
                 "Monitor",
-                stage=stage,
+                names=names,
+                build=build,
                 region=self.region,
                 endpoint=self.endpoint,
-                endpoint_name=self.endpoint_name,
                 settings=endpoint.monitoring,
                 foundation=foundation,
-                pipeline_name=pipeline_name,
                 topic=self.topic,
                 baseline_uri=baseline_uri,
             )
@@ -160,13 +183,11 @@ class ModelDeployStack(cdk.Stack):
         )
 
     def _alarms(self, endpoint: EndpointSettings) -> list[cloudwatch.Alarm]:
+        # (name, metric, threshold, evaluation periods). The 5xx alarm sums over 5 minutes once:
+        # "N errors within 5 minutes", not "N in each of 5 consecutive minutes".
+        errors = self._metric("Invocation5XXErrors", "Sum").with_(period=cdk.Duration.minutes(5))
         specs = [
-            (
-                "Errors5xx",
-                self._metric("Invocation5XXErrors", "Sum"),
-                endpoint.alarm_5xx_per_5_minutes,
-                5,
-            ),
+            ("Errors5xx", errors, endpoint.alarm_5xx_per_5_minutes, 1),
             # ModelLatency is in microseconds.
             (
                 "LatencyP99",
@@ -178,10 +199,11 @@ class ModelDeployStack(cdk.Stack):
         if not endpoint.serverless:
             host = "/aws/sagemaker/Endpoints"
             specs += [
+                # CPUUtilization is summed over the vCPUs (0-200% on 2 vCPUs).
                 (
                     "Cpu",
                     self._metric("CPUUtilization", "Average", host),
-                    endpoint.alarm_cpu_percent,
+                    endpoint.alarm_cpu_percent * vcpus(endpoint.instance_type),
                     2,
                 ),
                 (
@@ -192,12 +214,12 @@ class ModelDeployStack(cdk.Stack):
                 ),
             ]
         alarms = []
-        self.alarm_names = [f"{self.endpoint_name}-{name}" for name, *_ in specs]
+        self.alarm_names = [self.names.alarm(name) for name, *_ in specs]
         for name, metric, threshold, periods in specs:
             alarm = cloudwatch.Alarm(
                 self,
                 name,
-                alarm_name=f"{self.endpoint_name}-{name}",
+                alarm_name=self.names.alarm(name),
                 metric=metric,
                 threshold=threshold,
                 evaluation_periods=periods,
@@ -209,6 +231,8 @@ class ModelDeployStack(cdk.Stack):
         return alarms
 
     def _guardrails(self, endpoint: EndpointSettings) -> Any:
+        # Serverless: all at once (settings refuse canary and linear there), still with a bake
+        # and the rollback alarms (deployment guardrails exclude only rolling updates).
         routing: dict[str, Any] = {
             "type": endpoint.deployment.upper(),
             "wait_interval_in_seconds": endpoint.bake_minutes * 60,

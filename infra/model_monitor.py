@@ -2,9 +2,12 @@
 checked against the pipeline's baseline; an alarm on feature drift; and an EventBridge rule that
 starts the retraining pipeline when the alarm fires.
 
-The baseline (``statistics.json`` and ``constraints.json``, which the pipeline's Preprocess step
-writes under ``.../preprocess/baseline/``) comes from context (``-c baseline_uri=s3://...``) or,
-when absent, from the SSM parameter ``/mlops/<stage>/baseline-uri``, read at deploy time.
+The baseline (``statistics.json`` and ``constraints.json``, which the build stage's pipeline
+writes under ``.../preprocess/baseline/`` of its artifacts bucket) comes from context
+(``-c baseline_uri=s3://...``, what ``mlops monitor baseline --uri`` prints) or, when absent, from
+the SSM parameter ``names.parameter("baseline-uri")``, read at deploy time. The drift alarm
+starts the build stage's pipeline: retraining registers a new version, which is promoted like
+any other (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from infra.foundation import FoundationStack
+from infra.foundation import FoundationStack, allow_network_interfaces
 from mlops.errors import MlopsError
-from mlops.stages import MonitoringSettings
+from mlops.stages import MonitoringSettings, Names
 from sagemaker_jobs.baseline import column_name
 
 # The accounts that publish the Model Monitor analyzer image (sagemaker-model-monitor-analyzer),
@@ -61,15 +64,15 @@ ANALYZER_ACCOUNTS = {
 }
 # Where the analyzer publishes per-feature metrics for endpoints (emit_metrics in constraints).
 DATA_METRICS = "aws/sagemaker/Endpoints/data-metrics"
-# Captures (the endpoint config's destination) and baselines (the pipeline's outputs).
-MONITOR_READS = ("data-capture", "pipelines")
+# Captures: the endpoint config's destination, in the stage's own artifacts bucket.
+CAPTURES = "data-capture"
 _BASELINE_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^/]+)+$")
 
 
-def artifacts_arn(stage: str) -> str:
-    """The stage's artifacts bucket by its fixed name (as the foundation stack names it; a test
-    checks): plain ARNs keep the policy readable and free of cross-stack exports."""
-    return f"arn:{cdk.Aws.PARTITION}:s3:::mlops-{stage}-artifacts-{cdk.Aws.ACCOUNT_ID}-{cdk.Aws.REGION}"
+def artifacts_arn(names: Names) -> str:
+    """A stage's artifacts bucket by its fixed name: plain ARNs keep the policy readable."""
+    bucket = names.bucket("artifacts", cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION)
+    return f"arn:{cdk.Aws.PARTITION}:s3:::{bucket}"
 
 
 def analyzer_image(region: str) -> str:
@@ -88,23 +91,24 @@ class DataQualityMonitor(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: str,
+        names: Names,
+        build: Names,
         region: str,
         endpoint: sagemaker.CfnEndpoint,
-        endpoint_name: str,
         settings: MonitoringSettings,
         foundation: FoundationStack,
-        pipeline_name: str,
         topic: sns.ITopic,
         baseline_uri: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.stage = stage
-        self.schedule_name = f"{endpoint_name}-data-quality"
+        self.names, self.build = names, build
+        self.stage = stage = names.stage
+        endpoint_name = names.endpoint
+        self.schedule_name = names.monitoring_schedule
         self.threshold = settings.drift_threshold
-        baseline = self._baseline(stage, baseline_uri)
+        baseline = self._baseline(names, baseline_uri)
         self.output = output = f"monitoring/{endpoint_name}/data-quality"
-        self.role = self._role(stage, foundation, output)
+        self.role = self._role(names, foundation, output)
         vpc, group = foundation.vpc, foundation.security_group
         job = sagemaker.CfnDataQualityJobDefinition(
             self,
@@ -165,7 +169,9 @@ class DataQualityMonitor(Construct):
             ),
         )
         job.node.add_dependency(endpoint)  # the definition reads the endpoint's capture config
-        job.node.add_dependency(self.role)  # the role's policy exists before SageMaker checks it
+        # The role's policy exists before SageMaker checks it (the role itself: the GetAtt above).
+        policy = self.role.node.find_child("DefaultPolicy")
+        job.node.add_dependency(policy)
         sagemaker.CfnMonitoringSchedule(
             self,
             "Schedule",
@@ -200,7 +206,7 @@ class DataQualityMonitor(Construct):
         self.alarm = cloudwatch.Alarm(
             self,
             "DriftAlarm",
-            alarm_name=f"{endpoint_name}-data-drift",
+            alarm_name=names.alarm("data-drift"),
             alarm_description=(
                 f"Model Monitor: a watched feature of {endpoint_name} drifted from the training "
                 f"baseline by {settings.drift_threshold} or more"
@@ -220,12 +226,12 @@ class DataQualityMonitor(Construct):
         )
         self.alarm.add_alarm_action(actions.SnsAction(topic))
         if settings.retrain:
-            self._retrain_rule(stage, pipeline_name, settings.retrain_parameters)
+            self._retrain_rule(stage, build.pipeline, settings.retrain_parameters)
 
-    def _baseline(self, stage: str, baseline_uri: str | None) -> str:
+    def _baseline(self, names: Names, baseline_uri: str | None) -> str:
         if baseline_uri is None:
             return ssm.StringParameter.value_for_string_parameter(
-                self, f"/mlops/{stage}/baseline-uri"
+                self, names.parameter("baseline-uri")
             )
         uri = baseline_uri.rstrip("/")
         if not _BASELINE_URI.match(uri):
@@ -235,29 +241,45 @@ class DataQualityMonitor(Construct):
             )
         return uri
 
-    def _role(self, stage: str, foundation: FoundationStack, output: str) -> iam.Role:
-        """Reads captures and the baseline, writes reports and metrics, in its own stage only."""
+    def _role(self, names: Names, foundation: FoundationStack, output: str) -> iam.Role:
+        """Reads its stage's captures and the build stage's baseline, writes reports and
+        metrics in its own stage."""
         role = iam.Role(
             self,
             "Role",
-            role_name=f"mlops-{stage}-sagemaker-monitor",
+            role_name=names.monitor_role,
             description="Model Monitor jobs: read captures and the baseline, write reports",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
         )
-        bucket = artifacts_arn(stage)
+        bucket = artifacts_arn(names)
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="ReadCapturesAndBaselines",
+                sid="ReadCaptures",
                 actions=["s3:GetObject"],
-                resources=[f"{bucket}/{prefix}/*" for prefix in MONITOR_READS],
+                resources=[f"{bucket}/{CAPTURES}/*"],
             )
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="ListCapturesAndBaselines",
+                sid="ListCaptures",
                 actions=["s3:ListBucket"],
                 resources=[bucket],
-                conditions={"StringLike": {"s3:prefix": [f"{p}/*" for p in MONITOR_READS]}},
+                conditions={"StringLike": {"s3:prefix": [f"{CAPTURES}/*"]}},
+            )
+        )
+        # The baseline is the build's (what `mlops monitor baseline --uri` returns).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadBaseline",
+                actions=["s3:GetObject"],
+                resources=[foundation.build_outputs_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="DecryptBaseline",
+                actions=["kms:Decrypt"],
+                resources=[foundation.build_key.key_arn],
             )
         )
         role.add_to_policy(
@@ -292,6 +314,8 @@ class DataQualityMonitor(Construct):
                 conditions={"StringEquals": {"cloudwatch:namespace": DATA_METRICS}},
             )
         )
+        if foundation.vpc:
+            allow_network_interfaces(role)
         return role
 
     def _retrain_rule(self, stage: str, pipeline_name: str, parameters: dict[str, str]) -> None:
@@ -316,7 +340,7 @@ class DataQualityMonitor(Construct):
         events.CfnRule(
             self,
             "Retrain",
-            description=f"Drift alarm of mlops-{stage} -> start the {pipeline_name} pipeline",
+            description=f"Drift alarm of {self.names.endpoint} -> start the {pipeline_name} pipeline",
             event_pattern={
                 "source": ["aws.cloudwatch"],
                 "detail-type": ["CloudWatch Alarm State Change"],

@@ -7,9 +7,14 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops.errors import MlopsError, NotFound
+
+if TYPE_CHECKING:
+    from mlops.stages import Names
+
+DEFAULT_PROJECT = "mlops-tabular"  # mlops.stages.DEFAULT_PROJECT (a test keeps them equal)
 
 # Standard mode retries throttling and transient faults with backoff; 10 attempts outlast bursts.
 MAX_ATTEMPTS = 10
@@ -17,19 +22,45 @@ MAX_ATTEMPTS = 10
 
 @dataclass(frozen=True)
 class Stage:
-    """What a command needs to know about a deployed stage (from cdk.json)."""
+    """What a command needs to know about a deployed stage (from cdk.json and ``names``).
+
+    The model package group and pipeline are the project's, built in the build stage: every
+    stage deploys (and CI/CD promotes) the versions registered there (docs/deploy.md)."""
 
     name: str
     region: str
     model_package_group: str
     pipeline_name: str
+    project: str = DEFAULT_PROJECT
+    build_stage: str = "dev"
+
+    @property
+    def names(self) -> Names:
+        from mlops.stages import names
+
+        return names(self.project, self.name)
+
+    @property
+    def build_names(self) -> Names:
+        from mlops.stages import names
+
+        return names(self.project, self.build_stage)
 
     @classmethod
-    def load(cls, name: str) -> Stage:
-        from mlops.stages import load_context, stage_settings
+    def load(cls, name: str, project: str = DEFAULT_PROJECT) -> Stage:
+        from mlops.stages import build_stage, load_context, names, stage_settings
 
-        _, settings = stage_settings({**load_context(), "stage": name})
-        return cls(name, settings.region, settings.model_package_group, settings.pipeline_name)
+        context = {**load_context(), "stage": name}
+        _, settings = stage_settings(context)
+        built = names(project, build_stage(context))
+        return cls(
+            name,
+            settings.region,
+            built.model_package_group,
+            built.pipeline,
+            project,
+            built.stage,
+        )
 
 
 class Aws:

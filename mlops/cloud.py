@@ -47,7 +47,7 @@ def upload_data(aws: Aws, source: Path) -> str:
     prefix = f"datasets/{digest[:16]}"
     s3 = aws.client("s3")
     hint = (
-        f"`npx cdk deploy mlops-{aws.stage.name}-foundation -c stage={aws.stage.name}` creates it."
+        f"`npx cdk deploy {aws.stage.names.foundation_stack} -c stage={aws.stage.name}` creates it."
     )
     for path, sha in hashes.items():
         key = f"{prefix}/{path.relative_to(base)}"
@@ -70,9 +70,8 @@ class CloudExecution:
 
 def _definition(aws: Aws) -> dict[str, Any]:
     name = aws.stage.pipeline_name
-    hint = (
-        f"`npx cdk deploy mlops-{aws.stage.name}-model-build -c stage={aws.stage.name}` creates it."
-    )
+    build = aws.stage.build_names
+    hint = f"`npx cdk deploy {build.build_stack} -c stage={build.stage}` creates it."
     with explained("sagemaker:DescribePipeline", f"pipeline {name}", hint):
         described = aws.client("sagemaker").describe_pipeline(PipelineName=name)
     return dict(json.loads(described["PipelineDefinition"]))
@@ -130,7 +129,7 @@ TRANSITIONAL = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Update
 def endpoint_status(aws: Aws, name: str) -> EndpointStatus:
     """The endpoint, the config in service and the model package that config serves."""
     client = aws.client("sagemaker")
-    hint = f"`npx cdk deploy mlops-{aws.stage.name}-model-deploy -c stage={aws.stage.name}` creates it."
+    hint = f"`npx cdk deploy {aws.stage.names.deploy_stack} -c stage={aws.stage.name}` creates it."
     with explained("sagemaker:DescribeEndpoint", f"endpoint {name}", hint):
         endpoint = client.describe_endpoint(EndpointName=name)
     config_name = endpoint["EndpointConfigName"]

@@ -14,11 +14,11 @@ import pytest
 from infra.app import build_app
 from infra.model_build import definition_body
 from mlops.errors import MlopsError
-from mlops.stages import StageSettings
+from mlops.stages import load_context, names, stage_settings
 
 from .conftest import resources
 
-FOUNDATION, BUILD = "mlops-dev-foundation", "mlops-dev-model-build"
+FOUNDATION, BUILD = "mlops-dev-foundation", "mlops-tabular-model-build"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -83,7 +83,8 @@ def test_pipeline_body_is_the_locally_executed_definition(
     build = templates[BUILD]
     (pipeline,) = resources(build, "AWS::SageMaker::Pipeline")
     body, variables = pipeline["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
-    assert body == definition_body(StageSettings())
+    _, dev = stage_settings({**load_context(), "stage": "dev"})
+    assert body == definition_body(dev, names=names())
     assert set(variables) == {"ImageUri", "JobRoleName", "ArtifactsBucket"}
     assert "Fn::ImportValue" in json.dumps(
         variables["JobRoleName"]
@@ -97,7 +98,10 @@ def test_pipeline_body_is_the_locally_executed_definition(
         .replace("${ArtifactsBucket}", LOCAL_BUCKET)
         .replace("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${JobRoleName}", LOCAL_ROLE)
     )
-    local = json.loads(definition_json(local_settings(code_version="unknown")))
+    local_run = local_settings(code_version="unknown", tuning=dev.tuning)
+    local = json.loads(
+        definition_json(local_run.model_copy(update={"quality_threshold": dev.quality_threshold}))
+    )
     assert json.loads(filled) == local
     (group,) = resources(build, "AWS::SageMaker::ModelPackageGroup")
     assert group["ModelPackageGroupName"] == "mlops-tabular"
@@ -106,7 +110,7 @@ def test_pipeline_body_is_the_locally_executed_definition(
 def test_templates_of_every_stage_pass_cfn_lint(cdk_outs: dict[str, Path]) -> None:
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     files = sorted(str(p) for out in cdk_outs.values() for p in out.glob("*.template.json"))
-    assert len(files) == 11  # every stage: foundation, build, cicd; staging and prod: + deploy
+    assert len(files) == 9  # every stage: foundation, cicd; dev: + build; staging, prod: + deploy
     # Run from the repository root so cfn-lint reads .cfnlintrc.yaml (its ignore list, with reasons).
     result = subprocess.run([str(cfn_lint), *files], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -114,7 +118,7 @@ def test_templates_of_every_stage_pass_cfn_lint(cdk_outs: dict[str, Path]) -> No
 
 def test_builtin_cloudformation_validation_passes(tmp_path: Path) -> None:
     build_app({"stage": "prod"}, outdir=str(tmp_path), validate=True).synth()
-    assert (tmp_path / "mlops-prod-model-deploy.template.json").exists()
+    assert (tmp_path / "mlops-tabular-prod-model-deploy.template.json").exists()
 
 
 def test_synth_is_deterministic(cdk_out: Path, tmp_path: Path) -> None:
@@ -140,6 +144,11 @@ def test_an_unacknowledged_finding_fails_the_synth(tmp_path: Path) -> None:
         ({"stage": "qa"}, "unknown stage 'qa'"),
         ({"stages": {"dev": {"region": "moon-1"}}}, "stage 'dev' in cdk.json: region"),
         ({"stages": {"dev": {"quality_threshold": 2}}}, "quality_threshold"),
+        (
+            {"stage": "prod", "stages": {"dev": {}, "prod": {"tuning": {}}}},
+            "stage 'prod' in cdk.json sets tuning, but models are built only in the build stage",
+        ),
+        ({"build_stage": "qa"}, "build_stage 'qa' in cdk.json is not a stage"),
         ({"stages": {"dev": {"instance": "big"}}}, "instance: Extra inputs are not permitted"),
     ],
 )

@@ -63,7 +63,12 @@ def test_an_approved_model_starts_the_release(cicd: dict[str, Any]) -> None:
 def test_build_project_runs_the_buildspec_encrypted(cicd: dict[str, Any]) -> None:
     (project,) = resources(cicd, "AWS::CodeBuild::Project")
     assert project["Source"]["BuildSpec"] == "buildspec.yml"
-    assert project["Environment"]["PrivilegedMode"] is True and "EncryptionKey" in project
+    assert project["Environment"]["PrivilegedMode"] is False and "EncryptionKey" in project
+
+
+def test_the_release_stack_is_the_same_whatever_the_stage(cdk_outs: dict[str, Path]) -> None:
+    texts = {(out / "mlops-cicd.template.json").read_text() for out in cdk_outs.values()}
+    assert len(texts) == 1  # no stage tag, no stage setting leaks into it
 
 
 def test_codestar_source_needs_a_connection(tmp_path: Path) -> None:

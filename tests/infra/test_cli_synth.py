@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mlops.stages import names
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,4 +34,5 @@ def test_cdk_cli_synthesizes_each_stage(stage: str, tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (tmp_path / "out" / f"mlops-{stage}-model-build.template.json").exists()
+    stack = names(stage=stage).build_stack if stage == "dev" else names(stage=stage).deploy_stack
+    assert (tmp_path / "out" / f"{stack}.template.json").exists()

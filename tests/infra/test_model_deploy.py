@@ -17,16 +17,16 @@ from .conftest import load_templates, resources
 
 @pytest.fixture(scope="module")
 def prod(cdk_outs: dict[str, Path]) -> dict[str, Any]:
-    return load_templates(cdk_outs["prod"])["mlops-prod-model-deploy"]
+    return load_templates(cdk_outs["prod"])["mlops-tabular-prod-model-deploy"]
 
 
 @pytest.fixture(scope="module")
 def staging(cdk_outs: dict[str, Path]) -> dict[str, Any]:
-    return load_templates(cdk_outs["staging"])["mlops-staging-model-deploy"]
+    return load_templates(cdk_outs["staging"])["mlops-tabular-staging-model-deploy"]
 
 
 def test_dev_has_no_endpoint(templates: dict[str, dict[str, Any]]) -> None:
-    assert "mlops-dev-model-deploy" not in templates
+    assert "mlops-tabular-dev-model-deploy" not in templates
 
 
 def test_model_comes_from_the_ssm_parameter_at_deploy_time(prod: dict[str, Any]) -> None:
@@ -35,7 +35,7 @@ def test_model_comes_from_the_ssm_parameter_at_deploy_time(prod: dict[str, Any])
     (reference,) = [
         p
         for p in prod["Parameters"].values()
-        if p.get("Default") == "/mlops/prod/model-package-arn"
+        if p.get("Default") == "/mlops/mlops-tabular/prod/model-package-arn"
     ]
     assert reference["Type"] == "AWS::SSM::Parameter::Value<String>"
 
@@ -48,7 +48,7 @@ def test_prod_endpoint_has_guardrails_capture_kms_and_scaling(prod: dict[str, An
     capture = config["DataCaptureConfig"]
     assert capture["InitialSamplingPercentage"] == 20 and capture["EnableCapture"] is True
     (endpoint,) = resources(prod, "AWS::SageMaker::Endpoint")
-    assert endpoint["EndpointName"] == "mlops-prod"
+    assert endpoint["EndpointName"] == "mlops-tabular-prod"
     policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     assert policy["Type"] == "CANARY" and policy["CanarySize"] == {
         "Type": "CAPACITY_PERCENT",
@@ -57,7 +57,9 @@ def test_prod_endpoint_has_guardrails_capture_kms_and_scaling(prod: dict[str, An
     rollback = {
         a["AlarmName"] for a in endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
     }
-    assert rollback == {f"mlops-prod-{n}" for n in ("Errors5xx", "LatencyP99", "Cpu", "Memory")}
+    assert rollback == {
+        f"mlops-tabular-prod-{n}" for n in ("Errors5xx", "LatencyP99", "Cpu", "Memory")
+    }
     (target,) = resources(prod, "AWS::ApplicationAutoScaling::ScalableTarget")
     assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 4)
     (scaling,) = resources(prod, "AWS::ApplicationAutoScaling::ScalingPolicy")
@@ -74,13 +76,24 @@ def test_prod_endpoint_has_guardrails_capture_kms_and_scaling(prod: dict[str, An
     assert resources(prod, "AWS::CloudWatch::Dashboard")
 
 
-def test_staging_is_serverless_without_guardrails(staging: dict[str, Any]) -> None:
+def test_staging_is_serverless_with_all_at_once_guardrails(staging: dict[str, Any]) -> None:
     (config,) = resources(staging, "AWS::SageMaker::EndpointConfig")
     (variant,) = config["ProductionVariants"]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert "DataCaptureConfig" not in config and "KmsKeyId" not in config
+    (model,) = resources(staging, "AWS::SageMaker::Model")
+    assert model["EnableNetworkIsolation"] is False and "VpcConfig" not in model
     (endpoint,) = resources(staging, "AWS::SageMaker::Endpoint")
-    assert "DeploymentConfig" not in endpoint
+    policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == {
+        "Type": "ALL_AT_ONCE",
+        "WaitIntervalInSeconds": 600,
+    }
+    rollback = endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    assert {a["AlarmName"] for a in rollback} == {
+        "mlops-tabular-staging-Errors5xx",
+        "mlops-tabular-staging-LatencyP99",
+    }
     assert not resources(staging, "AWS::ApplicationAutoScaling::ScalableTarget")
     assert len(resources(staging, "AWS::CloudWatch::Alarm")) == 2
 
@@ -90,7 +103,9 @@ def test_a_model_package_arn_from_context_wins(tmp_path: Path) -> None:
     build_app(
         {"stage": "staging", "model_package_arn": arn}, outdir=str(tmp_path), validate=False
     ).synth()
-    template = json.loads((tmp_path / "mlops-staging-model-deploy.template.json").read_text())
+    template = json.loads(
+        (tmp_path / "mlops-tabular-staging-model-deploy.template.json").read_text()
+    )
     (model,) = resources(template, "AWS::SageMaker::Model")
     assert model["Containers"] == [{"ModelPackageName": arn}]
 
@@ -119,7 +134,9 @@ def test_endpoint_defaults_are_consistent() -> None:
     assert settings.min_capacity <= settings.initial_instance_count <= settings.max_capacity
 
 
-def test_prod_runs_jobs_and_models_in_private_isolated_subnets(cdk_outs: dict[str, Path]) -> None:
+def test_prod_runs_models_and_monitoring_in_private_isolated_subnets(
+    cdk_outs: dict[str, Path],
+) -> None:
     stacks = load_templates(cdk_outs["prod"])
     foundation = stacks["mlops-prod-foundation"]
     assert not resources(foundation, "AWS::EC2::NatGateway") and not resources(
@@ -140,20 +157,16 @@ def test_prod_runs_jobs_and_models_in_private_isolated_subnets(cdk_outs: dict[st
     ):
         assert f".{service}" in services
     assert resources(foundation, "AWS::EC2::FlowLog")
-    body, variables = resources(stacks["mlops-prod-model-build"], "AWS::SageMaker::Pipeline")[0][
-        "PipelineDefinition"
-    ]["PipelineDefinitionBody"]["Fn::Sub"]
-    assert {"Subnet0", "Subnet1", "SecurityGroup"} <= set(variables)
-    steps = json.loads(body)["Steps"]
-    assert steps[0]["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] is True
-    # prod tunes (cdk.json), so its Train step is a Tuning step: the VPC is on the job definition.
-    assert steps[1]["Type"] == "Tuning"
-    training = steps[1]["Arguments"]["TrainingJobDefinition"]
-    assert training["VpcConfig"]["Subnets"] == ["${Subnet0}", "${Subnet1}"]
-    assert training["EnableNetworkIsolation"] is True
-    (model,) = resources(stacks["mlops-prod-model-deploy"], "AWS::SageMaker::Model")
-    assert len(model["VpcConfig"]["Subnets"]) == 2
+    (model,) = resources(stacks["mlops-tabular-prod-model-deploy"], "AWS::SageMaker::Model")
+    assert len(model["VpcConfig"]["Subnets"]) == 2 and model["EnableNetworkIsolation"] is True
 
 
 def test_stages_without_vpc_have_none(templates: dict[str, dict[str, Any]]) -> None:
     assert not resources(templates["mlops-dev-foundation"], "AWS::EC2::VPC")
+
+
+def test_the_build_stage_tunes_its_train_step(templates: dict[str, dict[str, Any]]) -> None:
+    (pipeline,) = resources(templates["mlops-tabular-model-build"], "AWS::SageMaker::Pipeline")
+    body, _ = pipeline["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    steps = json.loads(body)["Steps"]
+    assert steps[1]["Type"] == "Tuning"  # cdk.json: dev is the build stage and tunes

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def prod(cdk_outs: dict[str, Path]) -> dict[str, Any]:
-    return load_templates(cdk_outs["prod"])["mlops-prod-model-deploy"]
+    return load_templates(cdk_outs["prod"])["mlops-tabular-prod-model-deploy"]
 
 
 def logical(template: dict[str, Any], kind: str, prefix: str) -> tuple[str, dict[str, Any]]:
@@ -69,15 +69,15 @@ def test_the_job_checks_captures_against_the_baseline_from_ssm(prod: dict[str, A
     (parameter,) = [
         name
         for name, p in prod["Parameters"].items()
-        if p.get("Default") == "/mlops/prod/baseline-uri"
+        if p.get("Default") == "/mlops/mlops-tabular/prod/baseline-uri"
     ]
     baseline = job["DataQualityBaselineConfig"]
     assert flat(baseline["ConstraintsResource"]["S3Uri"]) == f"${{{parameter}}}/constraints.json"
     assert flat(baseline["StatisticsResource"]["S3Uri"]) == f"${{{parameter}}}/statistics.json"
-    assert job["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == "mlops-prod"
+    assert job["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == "mlops-tabular-prod"
     output = job["DataQualityJobOutputConfig"]
     (s3,) = [o["S3Output"] for o in output["MonitoringOutputs"]]
-    assert flat(s3["S3Uri"]).endswith("/monitoring/mlops-prod/data-quality")
+    assert flat(s3["S3Uri"]).endswith("/monitoring/mlops-tabular-prod/data-quality")
     cluster = job["JobResources"]["ClusterConfig"]
     assert "KmsKeyId" in output and "VolumeKmsKeyId" in cluster
     assert (cluster["InstanceType"], cluster["InstanceCount"]) == ("ml.m5.xlarge", 1)
@@ -91,8 +91,8 @@ def test_the_hourly_schedule_runs_that_job(prod: dict[str, Any]) -> None:
     job_id, _ = logical(prod, "AWS::SageMaker::DataQualityJobDefinition", "Monitor")
     _, schedule = logical(prod, "AWS::SageMaker::MonitoringSchedule", "Monitor")
     config = schedule["MonitoringScheduleConfig"]
-    assert schedule["MonitoringScheduleName"] == "mlops-prod-data-quality"
-    assert schedule["EndpointName"] == "mlops-prod"
+    assert schedule["MonitoringScheduleName"] == "mlops-tabular-prod-data-quality"
+    assert schedule["EndpointName"] == "mlops-tabular-prod"
     assert config["MonitoringType"] == "DataQuality"
     assert config["ScheduleConfig"] == {"ScheduleExpression": "cron(0 * ? * * *)"}
     assert config["MonitoringJobDefinitionName"] == {
@@ -115,14 +115,15 @@ def test_the_monitor_role_reads_captures_and_baselines_and_writes_only_reports(
     ]
     assert actions and not [a for a in actions if "*" in a]  # no action wildcards
     bucket = "arn:${AWS::Partition}:s3:::mlops-prod-artifacts-${AWS::AccountId}-${AWS::Region}"
-    assert [flat(r) for r in granted["ReadCapturesAndBaselines"]["Resource"]] == [
-        f"{bucket}/data-capture/*",
-        f"{bucket}/pipelines/*",
-    ]
+    assert flat(granted["ReadCaptures"]["Resource"]) == f"{bucket}/data-capture/*"
+    # The baseline is the build stage's (dev), under its key.
+    built = "arn:${AWS::Partition}:s3:::mlops-dev-artifacts-${AWS::AccountId}-${AWS::Region}"
+    assert flat(granted["ReadBaseline"]["Resource"]) == f"{built}/pipelines/mlops-tabular/*"
+    assert granted["DecryptBaseline"]["Resource"] == {"Fn::ImportValue": "mlops-dev-key-arn"}
     assert granted["WriteReports"]["Action"] == "s3:PutObject"
     assert (
         flat(granted["WriteReports"]["Resource"])
-        == f"{bucket}/monitoring/mlops-prod/data-quality/*"
+        == f"{bucket}/monitoring/mlops-tabular-prod/data-quality/*"
     )
     assert granted["DataMetrics"]["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": "aws/sagemaker/Endpoints/data-metrics"}
@@ -144,7 +145,7 @@ def test_drift_on_a_watched_feature_alarms_and_starts_the_retraining_pipeline(
 ) -> None:
     features = load_context()["stages"]["prod"]["endpoint"]["monitoring"]["features"]
     alarm_id, alarm = logical(prod, "AWS::CloudWatch::Alarm", "MonitorDriftAlarm")
-    assert alarm["AlarmName"] == "mlops-prod-data-drift"
+    assert alarm["AlarmName"] == "mlops-tabular-prod-data-drift"
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (
         0.1,
         "GreaterThanOrEqualToThreshold",
@@ -161,8 +162,8 @@ def test_drift_on_a_watched_feature_alarms_and_starts_the_retraining_pipeline(
     assert {json.dumps(w["Metric"]["Dimensions"]) for w in watched} == {
         json.dumps(
             [
-                {"Name": "Endpoint", "Value": "mlops-prod"},
-                {"Name": "MonitoringSchedule", "Value": "mlops-prod-data-quality"},
+                {"Name": "Endpoint", "Value": "mlops-tabular-prod"},
+                {"Name": "MonitoringSchedule", "Value": "mlops-tabular-prod-data-quality"},
             ]
         )
     }
@@ -221,7 +222,7 @@ def test_the_dashboard_answers_the_grafana_questions_from_sagemaker_metrics(
     ):
         assert metric in body
     assert '"stat":"p90"' in body and '"expression":"100 * (e4 + e5) / inv"' in body
-    staging = load_templates(cdk_outs["staging"])["mlops-staging-model-deploy"]
+    staging = load_templates(cdk_outs["staging"])["mlops-tabular-staging-model-deploy"]
     (serverless,) = resources(staging, "AWS::CloudWatch::Dashboard")
     assert "CPUUtilization" not in flat(serverless["DashboardBody"])
     assert not resources(staging, "AWS::SageMaker::MonitoringSchedule")
@@ -239,14 +240,15 @@ def test_a_baseline_from_context_is_used_as_given(tmp_path: Path) -> None:
         outdir=str(tmp_path),
         validate=False,
     ).synth()
-    template = json.loads((tmp_path / "mlops-prod-model-deploy.template.json").read_text())
+    template = json.loads((tmp_path / "mlops-tabular-prod-model-deploy.template.json").read_text())
     _, job = logical(template, "AWS::SageMaker::DataQualityJobDefinition", "Monitor")
     baseline = job["DataQualityBaselineConfig"]
     assert baseline["ConstraintsResource"]["S3Uri"] == f"{uri}/constraints.json"
     assert baseline["StatisticsResource"]["S3Uri"] == f"{uri}/statistics.json"
     assert "VpcConfig" not in job["NetworkConfig"]
     assert not any(
-        p.get("Default") == "/mlops/prod/baseline-uri" for p in template["Parameters"].values()
+        p.get("Default") == "/mlops/mlops-tabular/prod/baseline-uri"
+        for p in template["Parameters"].values()
     )
 
 
@@ -268,7 +270,8 @@ def test_bad_monitoring_settings_are_explained(
     endpoint = {"monitoring": {"features": ["island"]}, **change}
     extra = endpoint.pop("context", {})
     with pytest.raises(MlopsError, match=message):
-        build_app({"stages": {"dev": {"endpoint": endpoint}}, **extra}, outdir=str(tmp_path))
+        stages = {**load_context()["stages"], "dev": {"endpoint": endpoint}}
+        build_app({"stages": stages, **extra}, outdir=str(tmp_path))
 
 
 def test_the_analyzer_image_accounts_match_the_sagemaker_sdk() -> None:

@@ -95,7 +95,7 @@ def test_missing_endpoint_names_the_stack(
     sagemaker: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["endpoint", "status", "mlops-dev", "--target", "aws"]) == 3
-    assert "mlops-dev-model-deploy -c stage=dev` creates it" in capsys.readouterr().err
+    assert "mlops-tabular-dev-model-deploy -c stage=dev` creates it" in capsys.readouterr().err
 
 
 def test_invoke_through_sagemaker_runtime(

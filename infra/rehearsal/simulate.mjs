@@ -1,0 +1,29 @@
+// Evaluates a batch of IAM requests with @cloud-copilot/iam-simulate in one Node process.
+// stdin: {"cases": [{"identityPolicies": [{name, policy}], "resourcePolicy": {...} | null,
+//          "principal": ARN, "action": "s3:GetObject", "resource": ARN, "accountId": "123...",
+//          "context": {...}}]}
+// stdout: {"results": ["Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied" | "error: ...", ...]}
+import { runSimulation } from '@cloud-copilot/iam-simulate'
+
+const chunks = []
+for await (const chunk of process.stdin) chunks.push(chunk)
+const { cases } = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+const results = []
+for (const c of cases) {
+  const simulation = {
+    identityPolicies: c.identityPolicies,
+    serviceControlPolicies: [],
+    resourceControlPolicies: [],
+    resourcePolicy: c.resourcePolicy ?? undefined,
+    request: {
+      principal: c.principal,
+      action: c.action,
+      resource: { resource: c.resource, accountId: c.accountId },
+      contextVariables: c.context ?? {}
+    }
+  }
+  const answer = await runSimulation(simulation, {})
+  if (answer.errors) results.push(`error: ${JSON.stringify(answer.errors)}`)
+  else results.push(answer.result.analysis.result)
+}
+process.stdout.write(JSON.stringify({ results }))
