@@ -160,9 +160,9 @@ class CicdStack(cdk.Stack):
                 ],
             )
         )
-        # What the CI targets' CLI commands call (the deploy rehearsal records them against moto):
-        # `mlops models latest-approved`, `mlops monitor baseline --uri`, `mlops endpoint wait`
-        # and `mlops endpoint invoke` (ci-smoke, staging only).
+        # What the CI targets' CLI commands call, as the deploy rehearsal records them against
+        # moto: `mlops models latest-approved`, `mlops monitor baseline --uri` and `mlops
+        # endpoint wait` (registry and endpoint reads, no S3), `mlops endpoint invoke` (ci-smoke).
         sagemaker_arn = f"arn:{partition}:sagemaker:{region}:{account}"
         group = settings.model_package_group
         self.project.add_to_role_policy(
@@ -178,21 +178,6 @@ class CicdStack(cdk.Stack):
         self.project.add_to_role_policy(
             iam.PolicyStatement(
                 sid="FindApprovedModel", actions=["sagemaker:ListModelPackages"], resources=["*"]
-            )
-        )
-        build_bucket = build.bucket("artifacts", account, region)
-        self.project.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="ReadMetricsAndBaselines",
-                actions=["s3:GetObject"],
-                resources=[f"arn:{partition}:s3:::{build_bucket}/pipelines/{build.pipeline}/*"],
-            )
-        )
-        self.project.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="DecryptBuildOutputs",
-                actions=["kms:Decrypt"],
-                resources=[cdk.Fn.import_value(build.key_export)],
             )
         )
         self.project.add_to_role_policy(

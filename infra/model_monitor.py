@@ -101,7 +101,7 @@ class DataQualityMonitor(Construct):
         baseline_uri: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.names, self.build = names, build
+        self.names, self.build, self.region_name = names, build, region
         self.stage = stage = names.stage
         endpoint_name = names.endpoint
         self.schedule_name = names.monitoring_schedule
@@ -280,6 +280,23 @@ class DataQualityMonitor(Construct):
                 sid="DecryptBaseline",
                 actions=["kms:Decrypt"],
                 resources=[foundation.build_key.key_arn],
+            )
+        )
+        # The analyzer image lives in AWS's account for the region; the role pulls it.
+        host, _, repository = analyzer_image(self.region_name).partition("/")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullAnalyzer",
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                resources=[
+                    f"arn:{cdk.Aws.PARTITION}:ecr:{self.region_name}:{host.split('.', 1)[0]}:"
+                    f"repository/{repository}"
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EcrAuth", actions=["ecr:GetAuthorizationToken"], resources=["*"]
             )
         )
         role.add_to_policy(

@@ -133,9 +133,6 @@ def acknowledge_findings(foundation: FoundationStack, cicd: CicdStack) -> None:
             f"{IAM5}[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
             f"model-package/{foundation.model_package_group}/*]": "Versions of the project's model "
             "package group: the release reads the approved one (Describe only).",
-            f"{IAM5}[Resource::arn:<AWS::Partition>:s3:::{build.bucket('artifacts', '<AWS::AccountId>', '<AWS::Region>')}"
-            f"/pipelines/{build.pipeline}/*]": "Metrics and baselines of the approved version "
-            "(GetObject only).",
             _objects(
                 cicd.pipeline.artifact_bucket
             ): "Pipeline artifacts get new keys on every run.",

@@ -11,7 +11,7 @@ import pytest
 
 from infra.app import build_app
 
-STAGES = ("dev", "staging", "prod")
+STAGES = ("dev", "staging", "prod")  # every stage: the rehearsal needs them all
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +42,13 @@ def templates(cdk_out: Path) -> dict[str, dict[str, Any]]:
 
 def resources(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [r.get("Properties", {}) for r in template["Resources"].values() if r["Type"] == kind]
+
+
+@pytest.fixture(scope="session")
+def ci_calls() -> dict[str, list[Any]]:
+    """The CodeBuild role's calls, recorded once per session against moto."""
+    from infra.cicd import RELEASE_STAGES
+    from infra.rehearsal.ci_calls import record_ci_calls
+    from mlops.stages import names
+
+    return record_ci_calls(names(), [names(stage=s) for s in RELEASE_STAGES], "us-east-1")
