@@ -16,13 +16,17 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from inference.compiled import Columns
 from inference.errors import BadRequest, ModelError, NotAcceptable, UnsupportedContentType
 from sagemaker_jobs.features import MISSING, category_text
+
+if TYPE_CHECKING:
+    from inference.compiled import CompiledModel
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +83,23 @@ class ModelHandler:
         features: list[Feature] | None,
         classes: list[str] | None,
         version: str = "",
+        compiled: CompiledModel | None = None,
+        serving: str = "scikit-learn",
     ) -> None:
         self.model = model
         self.features = features  # None: a bring-your-own model without names, fed arrays
         self.classes = classes
         self.version = version
+        # Chosen once at load time: every request of this server takes the same path.
+        self.compiled = compiled
+        self.serving = serving  # how and why, for the startup log
         self._names = [f.name for f in features] if features else None
         self._width = len(features) if features else getattr(model, "n_features_in_", None)
 
     # input_fn -------------------------------------------------------------------------
-    def input_fn(self, body: bytes, content_type: str | None) -> pd.DataFrame | np.ndarray:
+    def input_fn(
+        self, body: bytes, content_type: str | None
+    ) -> Columns | pd.DataFrame | np.ndarray:
         try:
             return self._parse(body, content_type)
         except UnicodeEncodeError as exc:
@@ -100,7 +111,9 @@ class ModelHandler:
                 "send whole characters (both halves of a pair, or plain UTF-8)"
             ) from None
 
-    def _parse(self, body: bytes, content_type: str | None) -> pd.DataFrame | np.ndarray:
+    def _parse(
+        self, body: bytes, content_type: str | None
+    ) -> Columns | pd.DataFrame | np.ndarray:
         kind, _ = media_type(content_type)
         kind = kind or JSON  # SageMaker: a missing Content-Type means JSON
         if not body or not body.strip():
@@ -182,7 +195,7 @@ class ModelHandler:
             )
         return list(array.tolist())
 
-    def _frame(self, rows: Sequence[Any], source: str) -> pd.DataFrame | np.ndarray:
+    def _frame(self, rows: Sequence[Any], source: str) -> Columns | pd.DataFrame | np.ndarray:
         if self.features is None:
             return self._array(rows)
         names, width = self._names or [], len(self.features)
@@ -204,13 +217,15 @@ class ModelHandler:
                     f"row {number} has {len(row)} values; the model expects {width} ({', '.join(names)})"
                 )
             matrix.append(row)
-        columns: dict[str, list[Any]] = {}
+        columns: dict[str, Any] = {}
         for index, feature in enumerate(self.features):
             cells = [row[index] for row in matrix]
             if feature.kind == "numeric":
-                columns[feature.name] = _numbers(cells, feature.name)
+                columns[feature.name] = _number_column(cells, feature.name)
             else:
-                columns[feature.name] = [category_text(c) for c in cells]
+                columns[feature.name] = _text_column(cells)
+        if self.compiled is not None:
+            return Columns(columns, len(matrix))  # no DataFrame on the compiled path
         return pd.DataFrame(columns)
 
     def _array(self, rows: Sequence[Any]) -> np.ndarray:
@@ -234,8 +249,10 @@ class ModelHandler:
 
     # predict_fn -----------------------------------------------------------------------
     def predict_fn(
-        self, data: pd.DataFrame | np.ndarray, probabilities: bool = False
+        self, data: Columns | pd.DataFrame | np.ndarray, probabilities: bool = False
     ) -> Prediction:
+        if isinstance(data, Columns):
+            return self._predict_compiled(data, probabilities)
         try:
             labels = self.model.predict(data)
             proba = (
@@ -252,6 +269,20 @@ class ModelHandler:
         classes = [str(c) for c in getattr(self.model, "classes_", [])] or None
         values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
         return Prediction(values, None if proba is None else np.round(proba, 6).tolist(), classes)
+
+    def _predict_compiled(self, data: Columns, probabilities: bool) -> Prediction:
+        assert self.compiled is not None
+        classes = self.compiled.spec["classes"]
+        if probabilities and classes is None:
+            raise BadRequest("this model gives no probabilities (it is not a classifier)")
+        try:
+            labels, proba = self.compiled.predict(data, probabilities)
+        except (ValueError, TypeError, KeyError, IndexError, ArithmeticError) as exc:
+            raise ModelError(
+                f"the model failed on this input: {type(exc).__name__}: {exc}"
+            ) from exc
+        rounded = None if proba is None else np.round(proba, 6).tolist()
+        return Prediction(labels, rounded, classes)
 
     # output_fn ------------------------------------------------------------------------
     def output_fn(self, prediction: Prediction, accept: str) -> bytes:
@@ -294,6 +325,29 @@ def _loads(text: str, where: str = "the body") -> Any:
     return document
 
 
+def _number_column(cells: list[Any], name: str) -> np.ndarray:
+    """``_numbers`` as a float array, parsed by numpy in one call when every cell is plain text
+    or a plain number; anything unusual (a missing marker, a bad cell, a boolean, an infinity,
+    an integer too large) takes the checked path, which names the cell."""
+    kinds = {type(c) for c in cells}
+    if kinds <= {str} or kinds <= {int, float}:
+        try:
+            fast = np.array(cells, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            fast = None
+        if fast is not None and np.isfinite(fast).all():
+            return fast
+    return np.array(_numbers(cells, name), dtype=np.float64)
+
+
+def _text_column(cells: list[Any]) -> list[str | None]:
+    texts = [category_text(c) for c in cells]
+    for text in texts:
+        if text is not None and not text.isascii():
+            text.encode("utf-8")  # half a surrogate pair raises here, as pandas would
+    return texts
+
+
 def _numbers(cells: list[Any], name: str) -> list[float]:
     values = []
     for cell in cells:
@@ -322,26 +376,66 @@ def _csv_cell(value: Any) -> str:
 
 
 def model_fn(model_dir: Path) -> ModelHandler:
-    """Load the model once; a manifest makes the sha256 check mandatory."""
+    """Load the model once; a manifest makes the sha256 check mandatory. The manifest also says
+    whether the model is served through its compiled form or by scikit-learn, and why."""
     from sagemaker_jobs import artifacts  # light: joblib, numpy, pandas, scikit-learn
     from sagemaker_jobs.contract import JobError
 
     if (model_dir / artifacts.MANIFEST_FILE).exists():
         try:
             model, manifest = artifacts.load(model_dir)
+            compiled, serving = _compiled(model_dir, manifest)
         except JobError as exc:
             raise RuntimeError(f"refusing to serve {model_dir}: {exc}") from exc
         features = [Feature(f["name"], f["kind"]) for f in manifest["features"]]
-        return ModelHandler(model, features, manifest.get("classes"), manifest["sha256"][:12])
+        log.info("model %s: %s", manifest["sha256"][:12], serving)
+        return ModelHandler(
+            model, features, manifest.get("classes"), manifest["sha256"][:12], compiled, serving
+        )
     path = model_dir / artifacts.MODEL_FILE
     if not path.exists():
         raise RuntimeError(f"no {artifacts.MODEL_FILE} in {model_dir}: nothing to serve")
-    log.warning(
-        "%s has no manifest.json: serving %s unverified (no sha256 check)", model_dir, path.name
-    )
     import joblib
 
     model = joblib.load(path)
+    if _is_pipeline_model(model):
+        raise RuntimeError(
+            f"refusing to serve {model_dir}: {path.name} is a model trained by this project's "
+            f"pipeline, but {artifacts.MANIFEST_FILE} is missing (it holds the features, their "
+            "types and the sha256); deploy the whole model.tar.gz the Train job wrote"
+        )
+    log.warning(
+        "%s has no manifest.json: serving %s unverified (no sha256 check)", model_dir, path.name
+    )
     names = getattr(model, "feature_names_in_", None)
     bare = [Feature(str(n), "numeric") for n in names] if names is not None else None
     return ModelHandler(model, bare, None, "unverified")
+
+
+def _compiled(model_dir: Path, manifest: dict[str, Any]) -> tuple[CompiledModel | None, str]:
+    """The compiled form the manifest names (its files verified), or None and the reason."""
+    from sagemaker_jobs import artifacts
+
+    section = manifest.get("inference") or {}
+    if section.get("runtime") != "onnxruntime":
+        reason = section.get("reason", "the model was trained before compiled inference existed")
+        return None, f"served by scikit-learn: {reason}"
+    from inference.compiled import SPEC_FILE, TREES_FILE, CompiledModel
+
+    files = section.get("files", {})
+    spec = artifacts.verified(model_dir, SPEC_FILE, files.get(SPEC_FILE, ""))
+    trees = artifacts.verified(model_dir, TREES_FILE, files.get(TREES_FILE, ""))
+    compiled = CompiledModel.load(spec, trees)
+    check = section.get("parity", {})
+    return compiled, (
+        f"served through its compiled form ({compiled.runtime}); at training it matched "
+        f"scikit-learn on {check.get('rows', '?')} {check.get('split', '?')} rows "
+        f"(labels {check.get('label_agreement', '?')}, largest difference "
+        f"{check.get('max_probability_difference', check.get('max_value_difference', '?'))})"
+    )
+
+
+def _is_pipeline_model(model: Any) -> bool:
+    """What this project's Train job fits: a Pipeline whose first step is a ColumnTransformer."""
+    steps: Any = getattr(model, "steps", None)
+    return bool(steps) and type(steps[0][1]).__name__ == "ColumnTransformer"

@@ -66,18 +66,44 @@ def unpack(location: Path, into: Path) -> Path:
     return into
 
 
-def load(model_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """Load the model only after its bytes match the sha256 the training job recorded."""
+def inside(model_dir: Path, name: object) -> Path:
+    """A file the manifest names, which must be a plain file inside the package."""
+    root = model_dir.resolve()
+    path = (root / str(name)).resolve()
+    if not isinstance(name, str) or not path.is_relative_to(root) or path == root:
+        raise JobError(
+            f"the manifest names {name!r}, which is not a file inside the package {model_dir}"
+        )
+    if not path.is_file():
+        raise JobError(f"the manifest names {name!r}, but the package has no such file")
+    return path
+
+
+def verified(model_dir: Path, name: object, sha256: str) -> Path:
+    """``inside``, and its bytes match the sha256 the training job recorded."""
+    path = inside(model_dir, name)
+    actual = file_sha256(path)
+    if actual != sha256:
+        raise JobError(
+            f"{path.name} sha256 {actual[:12]}... does not match the manifest "
+            f"({str(sha256)[:12]}...): the artifact was altered or truncated"
+        )
+    return path
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
     manifest_path = model_dir / MANIFEST_FILE
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise JobError(f"cannot read {manifest_path}: {exc}") from exc
-    model_path = model_dir / manifest["model_file"]
-    actual = file_sha256(model_path)
-    if actual != manifest["sha256"]:
-        raise JobError(
-            f"{model_path.name} sha256 {actual[:12]}... does not match the manifest "
-            f"({manifest['sha256'][:12]}...): the artifact was altered or truncated"
-        )
+    if not isinstance(manifest, dict) or not {"model_file", "sha256"} <= manifest.keys():
+        raise JobError(f"{manifest_path} lacks model_file or sha256: not written by train")
+    return manifest
+
+
+def load(model_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """Load the model only after its bytes match the sha256 the training job recorded."""
+    manifest = read_manifest(model_dir)
+    model_path = verified(model_dir, manifest["model_file"], manifest["sha256"])
     return joblib.load(model_path), manifest

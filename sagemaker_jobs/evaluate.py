@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sagemaker_jobs import artifacts, metrics
+from sagemaker_jobs import artifacts, compile, metrics
 from sagemaker_jobs.contract import JobError, Paths, run_job, write_json
 from sagemaker_jobs.data import Schema, read_split
 from sagemaker_jobs.metric_directions import GATE_CHOICES, check_gate
@@ -112,6 +112,8 @@ def evaluate(
         "test_rows": len(test),
         **report,
         "quality_gate": quality_gate,
+        # How the package is served, and its compiled form scored both ways on this split.
+        "inference": compile.test_split_parity(model_dir, model, manifest, test, schema),
     }
     return evaluation, ReportInputs(model, manifest, test, evaluation, profile)
 

@@ -34,6 +34,9 @@ class Hyperparameters(BaseModel):
     )
     max_categories: int = Field(20, ge=2, le=1000, description="one-hot width cap per column")
     random_state: int = 42
+    compiled_inference: bool = Field(
+        True, description="serve through the compiled form when it matches scikit-learn"
+    )
 
 
 def _parse_value(value: object) -> object:

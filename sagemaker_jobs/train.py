@@ -3,7 +3,9 @@
 SageMaker runs the project image as ``train``; that command is ``python3 -m
 sagemaker_jobs.train``. Hyperparameters come from ``/opt/ml/input/config/hyperparameters.json``,
 data from the ``train`` and ``validation`` channels (CSV plus ``schema.json`` from preprocess),
-and the model goes to ``/opt/ml/model`` (``model.joblib`` and ``manifest.json``).
+and the model goes to ``/opt/ml/model``: ``model.joblib``, its compiled form (``compiled.json`` and
+``trees.onnx``, when it has one and matches scikit-learn on the validation split; see
+``sagemaker_jobs.compile``) and ``manifest.json``, which says how the model is served and why.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from sagemaker_jobs import artifacts, hyperparameters, metrics
+from sagemaker_jobs import artifacts, compile, hyperparameters, metrics
 from sagemaker_jobs.contract import JobError, Paths, run_job
 from sagemaker_jobs.data import Schema, read_split
 from sagemaker_jobs.model import build_model
@@ -46,8 +48,11 @@ def run(paths: Paths) -> None:
 
     validation_dir = paths.channel("validation")
     scores: dict[str, float | None] = {}
+    # Parity is proven on the validation split; without one, on the rows the model was fit on.
+    checked, split = train, "train"
     if validation_dir.exists():
         validation = read_split(validation_dir, schema)
+        checked, split = validation, "validation"
         score = (
             metrics.classification
             if schema.problem_type == "classification"
@@ -58,10 +63,22 @@ def run(paths: Paths) -> None:
         for name, value in scores.items():
             # One line per metric, the form SageMaker metric definitions scrape from the log.
             print(f"validation:{name}={value}", flush=True)
+    model_dir = paths.model_dir()
+    model_dir.mkdir(parents=True, exist_ok=True)
+    inference = compile.build(model, schema, model_dir, checked, split, hp.compiled_inference)
+    if inference["runtime"] == compile.RUNTIME:
+        log.info(
+            "compiled inference (%s): parity on the %s split %s",
+            inference["runtime"],
+            split,
+            inference["parity"],
+        )
+    else:
+        log.warning("served by scikit-learn: %s", inference["reason"])
     manifest = artifacts.save(
         model,
         schema,
-        paths.model_dir(),
+        model_dir,
         {
             "hyperparameters": hp.model_dump(),
             "validation_metrics": scores,
@@ -72,6 +89,7 @@ def run(paths: Paths) -> None:
                 if schema.problem_type == "classification"
                 else None
             ),
+            "inference": inference,
         },
     )
     log.info("model sha256 %s", manifest["sha256"])

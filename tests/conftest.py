@@ -59,8 +59,9 @@ def penguins() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small model trained in-process on the demo data, saved as the training job saves it."""
-    from sagemaker_jobs import artifacts, data
+    """A small model trained in-process on the demo data, saved (compiled form included) as the
+    training job saves it."""
+    from sagemaker_jobs import artifacts, compile, data
     from sagemaker_jobs.hyperparameters import Hyperparameters
     from sagemaker_jobs.model import build_model
 
@@ -68,5 +69,6 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     table, schema = data.prepare(pd.read_csv(DEMO_DATA), data.DataSpec(target="species"))
     model = build_model(schema, Hyperparameters(n_estimators=20))
     model.fit(table[list(schema.features)], table[schema.target])
-    artifacts.save(model, schema, directory, {})
+    inference = compile.build(model, schema, directory, table, "train", enabled=True)
+    artifacts.save(model, schema, directory, {"inference": inference})
     return directory

@@ -117,3 +117,40 @@ def test_failure_reason_is_capped_at_1024_characters(opt_ml: Paths, penguins: pd
     wide.columns = [c * 60 for c in wide.columns]
     assert _preprocess(opt_ml, wide) == 1
     assert len(opt_ml.failure_file.read_text()) == 1024
+
+
+def test_train_compiles_and_evaluate_scores_both_ways(
+    opt_ml: Paths, penguins: pd.DataFrame
+) -> None:
+    assert _preprocess(opt_ml, penguins) == 0
+    assert _train(opt_ml, {"n_estimators": "20"}) == 0
+    model_dir = opt_ml.model_dir(env={})
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    section = manifest["inference"]
+    assert section["runtime"] == "onnxruntime"
+    assert set(section["files"]) == {"compiled.json", "trees.onnx"}
+    assert section["parity"]["split"] == "validation" and section["parity"]["passed"]
+    _pack_model(opt_ml)
+    assert evaluate.main([]) == 0
+    report = json.loads(opt_ml.map("/opt/ml/processing/evaluation/evaluation.json").read_text())
+    test_check = report["inference"]["parity"]
+    assert test_check["split"] == "test" and test_check["rows"] == report["test_rows"]
+    assert test_check["label_agreement"] == 1.0
+    assert test_check["max_probability_difference"] <= test_check["tolerance"]
+
+
+def test_a_manifest_path_outside_the_package_is_refused(
+    opt_ml: Paths, penguins: pd.DataFrame
+) -> None:
+    assert _preprocess(opt_ml, penguins) == 0
+    assert _train(opt_ml, {"estimator": "linear"}) == 0
+    model_dir = opt_ml.model_dir(env={})
+    outside = model_dir.parent / "elsewhere.joblib"
+    shutil.copy(model_dir / "model.joblib", outside)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    (model_dir / "manifest.json").write_text(
+        json.dumps({**manifest, "model_file": "../elsewhere.joblib"})
+    )
+    _pack_model(opt_ml)
+    assert evaluate.main([]) == 1
+    assert "not a file inside the package" in opt_ml.failure_file.read_text()

@@ -1,0 +1,359 @@
+"""Compile the fitted pipeline into its fast inference form, and prove it equal to scikit-learn.
+
+The Train job calls ``build``: it reads the fitted ColumnTransformer's parameters into
+``compiled.json``, writes every histogram-gradient-boosting tree as one ONNX ``TreeEnsemble``
+(ai.onnx.ml opset 5, float64 thresholds and leaves, so the comparisons are scikit-learn's own)
+into ``trees.onnx``, and checks parity on the validation split. skl2onnx is not used: its 1.20
+converter fails on scikit-learn 1.9's histogram gradient boosting and refuses the categorical
+imputer. A model that cannot be compiled, or whose compiled form disagrees, is served by
+scikit-learn, and the manifest says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sagemaker_jobs.contract import JobError, write_json
+from sagemaker_jobs.data import Schema
+from sagemaker_jobs.digests import file_sha256
+from sagemaker_jobs.features import category_text
+
+log = logging.getLogger(__name__)
+
+RUNTIME = "onnxruntime"
+SKLEARN = "scikit-learn"
+# Largest allowed difference between compiled and scikit-learn probabilities (absolute) or
+# regression values (relative to max(1, |value|)); labels must be identical. Measured
+# differences are about 1e-15: only the order of floating-point sums differs.
+TOLERANCE = 1e-9
+PARITY_ROWS = 20_000  # enough to prove the form; bounded so a huge split stays quick
+
+
+class Unsupported(Exception):
+    """This model has no compiled form; it is served by scikit-learn."""
+
+
+@dataclass
+class Compiled:
+    spec: dict[str, Any]
+    trees: bytes
+
+
+# building ------------------------------------------------------------------------------------
+def compile_model(model: Any) -> Compiled:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(model, Pipeline) or len(model.steps) != 2:
+        raise Unsupported(f"{type(model).__name__} is not the pipeline's columns + estimator")
+    columns, estimator = model.steps[0][1], model.steps[1][1]
+    if not isinstance(columns, ColumnTransformer):
+        raise Unsupported(f"the first step is {type(columns).__name__}, not a ColumnTransformer")
+    blocks, width = [], 0
+    for name, branch, names in columns.transformers_:
+        if name == "remainder":
+            continue
+        block = _block(name, branch, list(names), width)
+        width = block["stop"]
+        blocks.append(block)
+    if width != estimator.n_features_in_:
+        raise Unsupported(f"the columns give {width} features; the estimator takes more or fewer")
+    trees, baseline, link, classes = _ensemble(estimator, width)
+    spec = {
+        "format": 1,
+        "width": width,
+        "blocks": blocks,
+        "link": link,
+        "classes": classes,
+        "baseline": baseline,
+    }
+    return Compiled(spec, trees)
+
+
+def _steps(branch: Any, *kinds: str) -> list[Any]:
+    steps = [step for _, step in getattr(branch, "steps", [])]
+    if [type(s).__name__ for s in steps] != list(kinds):
+        raise Unsupported(
+            f"a column branch is {[type(s).__name__ for s in steps]}, not {list(kinds)}"
+        )
+    return steps
+
+
+def _scaled(imputer: Any, scaler: Any, what: str) -> dict[str, list[float]]:
+    fill = np.asarray(imputer.statistics_, dtype=np.float64)
+    if np.isnan(fill).any() or imputer.add_indicator:
+        raise Unsupported(f"the {what} imputer dropped an empty column or adds indicators")
+    if scaler.mean_ is None or scaler.scale_ is None:
+        raise Unsupported(f"the {what} scaler does not centre and scale")
+    return {
+        "fill": fill.tolist(),
+        "mean": np.asarray(scaler.mean_).tolist(),
+        "scale": np.asarray(scaler.scale_).tolist(),
+    }
+
+
+def _block(name: str, branch: Any, names: list[str], offset: int) -> dict[str, Any]:
+    block: dict[str, Any] = {"kind": name, "columns": names, "offset": offset}
+    if name == "numeric":
+        imputer, scaler = _steps(branch, "SimpleImputer", "StandardScaler")
+        block.update(_scaled(imputer, scaler, "numeric"))
+        block["stop"] = offset + len(block["fill"])
+    elif name == "datetime":
+        parts, imputer, scaler = _steps(
+            branch, "FunctionTransformer", "SimpleImputer", "StandardScaler"
+        )
+        from sagemaker_jobs.features import date_parts
+
+        if parts.func is not date_parts:
+            raise Unsupported("the datetime branch does not use features.date_parts")
+        block.update(_scaled(imputer, scaler, "datetime"))
+        block["stop"] = offset + len(block["fill"])
+    elif name == "categorical":
+        imputer, encoder = _steps(branch, "SimpleImputer", "OneHotEncoder")
+        if imputer.fill_value != "missing" or encoder.drop_idx_ is not None:
+            raise Unsupported("the categorical branch imputes or drops differently")
+        block.update(_one_hot_maps(encoder, names))
+        block["stop"] = offset + sum(block["widths"])
+    else:
+        raise Unsupported(f"unknown column branch {name!r}")
+    return block
+
+
+def _one_hot_maps(encoder: Any, names: list[str]) -> dict[str, Any]:
+    """Ask the fitted encoder itself where each known category, and an unknown one, lands."""
+    widths = [int(w) for w in encoder._n_features_outs]  # per input column
+    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int).tolist()
+    anchor = [str(c[0]) for c in encoder.categories_]
+    maps, unknown = [], []
+    for j, categories in enumerate(encoder.categories_):
+        texts = [str(c) for c in categories]
+        probe = [*texts, _unseen(texts)]
+        rows = np.array([[*anchor[:j], text, *anchor[j + 1 :]] for text in probe], dtype=object)
+        block = encoder.transform(rows)[:, offsets[j] : offsets[j] + widths[j]]
+        if not np.all(block.sum(axis=1) <= 1):
+            raise Unsupported("the one-hot encoder sets more than one column per category")
+        index = np.where(block.any(axis=1), block.argmax(axis=1), -1).tolist()
+        maps.append(dict(zip(texts, index[:-1], strict=True)))
+        unknown.append(index[-1])
+    return {"maps": maps, "unknown": unknown, "offsets": offsets, "widths": widths}
+
+
+def _unseen(texts: list[str]) -> str:
+    candidate = "\x00unseen"
+    while candidate in texts:
+        candidate += "\x00"
+    return candidate
+
+
+def _ensemble(estimator: Any, width: int) -> tuple[bytes, list[float], str, list[str] | None]:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    if isinstance(estimator, HistGradientBoostingClassifier):
+        classes = [str(c) for c in estimator.classes_]
+        link = "logistic" if len(classes) == 2 else "softmax"
+    elif isinstance(estimator, HistGradientBoostingRegressor):
+        if type(estimator._loss.link).__name__ != "IdentityLink":
+            raise Unsupported(f"the regressor's loss {estimator.loss!r} has a non-identity link")
+        classes, link = None, "identity"
+    else:
+        raise Unsupported(
+            f"{type(estimator).__name__} has no compiled form (only histogram gradient "
+            "boosting has one)"
+        )
+    targets = estimator.n_trees_per_iteration_
+    baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel().copy()
+    graph = _TreeEnsemble(targets)
+    for iteration in estimator._predictors:
+        for target, predictor in enumerate(iteration):
+            constant = graph.add(predictor.nodes, target)
+            baseline[target] += constant
+    return graph.onnx(width), baseline.tolist(), link, classes
+
+
+class _TreeEnsemble:
+    """The attributes of one ai.onnx.ml ``TreeEnsemble`` node, filled tree by tree."""
+
+    def __init__(self, targets: int) -> None:
+        self.targets = targets
+        self.roots: list[int] = []
+        self.features: list[int] = []
+        self.splits: list[float] = []
+        self.true_ids: list[int] = []
+        self.true_leaf: list[int] = []
+        self.false_ids: list[int] = []
+        self.false_leaf: list[int] = []
+        self.missing_left: list[int] = []
+        self.leaf_targets: list[int] = []
+        self.leaf_weights: list[float] = []
+
+    def add(self, nodes: np.ndarray, target: int) -> float:
+        """Add one tree; a tree that is a single leaf returns its value (a constant) instead."""
+        if nodes["is_categorical"].any():
+            raise Unsupported("a tree splits on a native categorical feature")
+        if nodes[0]["is_leaf"]:
+            return float(nodes[0]["value"])
+        inner = np.flatnonzero(~nodes["is_leaf"].astype(bool))
+        leaves = np.flatnonzero(nodes["is_leaf"].astype(bool))
+        number = {int(i): len(self.features) + k for k, i in enumerate(inner)}
+        number.update({int(i): len(self.leaf_weights) + k for k, i in enumerate(leaves)})
+        self.roots.append(number[0])
+        for i in inner:
+            node = nodes[i]
+            left, right = int(node["left"]), int(node["right"])
+            self.features.append(int(node["feature_idx"]))
+            self.splits.append(float(node["num_threshold"]))  # x <= threshold goes left
+            self.true_ids.append(number[left])
+            self.true_leaf.append(int(nodes[left]["is_leaf"]))
+            self.false_ids.append(number[right])
+            self.false_leaf.append(int(nodes[right]["is_leaf"]))
+            self.missing_left.append(int(node["missing_go_to_left"]))
+        for i in leaves:
+            self.leaf_targets.append(target)
+            self.leaf_weights.append(float(nodes[i]["value"]))
+        return 0.0
+
+    def onnx(self, width: int) -> bytes:
+        from onnx import TensorProto, checker, helper, numpy_helper
+
+        if not self.roots:
+            raise Unsupported("the ensemble has no split at all")
+        node = helper.make_node(
+            "TreeEnsemble",
+            ["X"],
+            ["Y"],
+            domain="ai.onnx.ml",
+            aggregate_function=1,  # SUM
+            post_transform=0,  # raw scores: the link is applied in NumPy, as scikit-learn does
+            n_targets=self.targets,
+            tree_roots=self.roots,
+            nodes_featureids=self.features,
+            nodes_splits=numpy_helper.from_array(np.asarray(self.splits, dtype=np.float64)),
+            nodes_modes=numpy_helper.from_array(np.zeros(len(self.features), dtype=np.uint8)),
+            nodes_truenodeids=self.true_ids,
+            nodes_trueleafs=self.true_leaf,
+            nodes_falsenodeids=self.false_ids,
+            nodes_falseleafs=self.false_leaf,
+            nodes_missing_value_tracks_true=self.missing_left,
+            leaf_targetids=self.leaf_targets,
+            leaf_weights=numpy_helper.from_array(np.asarray(self.leaf_weights, dtype=np.float64)),
+        )
+        graph = helper.make_graph(
+            [node],
+            "pipeline_trees",
+            [helper.make_tensor_value_info("X", TensorProto.DOUBLE, [None, width])],
+            [helper.make_tensor_value_info("Y", TensorProto.DOUBLE, [None, self.targets])],
+        )
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)],
+            producer_name="sagemaker_jobs.compile",
+        )
+        model.ir_version = 10  # what onnxruntime 1.32 reads; onnx 1.23 would write 12
+        checker.check_model(model)
+        return bytes(model.SerializeToString())
+
+
+# parity ----------------------------------------------------------------------------------------
+def request_columns(frame: pd.DataFrame, schema: Schema) -> Any:
+    """A split's rows in the form the model server hands the compiled model."""
+    from inference.compiled import Columns
+
+    values: dict[str, Any] = {}
+    for name, kind in schema.features.items():
+        column = frame[name]
+        if kind == "numeric":
+            values[name] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values[name] = [category_text(v) for v in column.tolist()]
+    return Columns(values, len(frame))
+
+
+def parity(model: Any, compiled: Any, frame: pd.DataFrame, schema: Schema, split: str) -> dict:
+    """Score the rows both ways; labels must be identical, values within TOLERANCE."""
+    frame = frame.iloc[:PARITY_ROWS]
+    features = frame[list(schema.features)]
+    labels, probabilities = compiled.predict(request_columns(frame, schema), probabilities=True)
+    expected = model.predict(features)
+    if schema.problem_type == "classification":
+        agree = np.asarray(labels, dtype=object) == np.asarray(expected, dtype=object)
+        difference = float(np.abs(probabilities - model.predict_proba(features)).max())
+        result = {"max_probability_difference": difference}
+    else:
+        got, want = np.asarray(labels, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+        agree = np.ones(len(got), dtype=bool)
+        difference = float((np.abs(got - want) / np.maximum(1.0, np.abs(want))).max())
+        result = {"max_value_difference": difference}
+    agreement = float(agree.mean()) if len(agree) else 1.0
+    return {
+        "split": split,
+        "rows": len(frame),
+        "label_agreement": agreement,
+        **result,
+        "tolerance": TOLERANCE,
+        "passed": bool(agreement == 1.0 and difference <= TOLERANCE),
+    }
+
+
+def build(
+    model: Any, schema: Schema, model_dir: Path, frame: pd.DataFrame, split: str, enabled: bool
+) -> dict[str, Any]:
+    """Compile, write and check; return the manifest's ``inference`` section."""
+    from inference.compiled import SPEC_FILE, TREES_FILE, CompiledModel
+
+    if not enabled:
+        reason = "compiled inference was turned off (hyperparameter compiled_inference=false)"
+        return {"runtime": SKLEARN, "reason": reason}
+    try:
+        compiled = compile_model(model)
+    except Unsupported as exc:
+        return {"runtime": SKLEARN, "reason": f"no compiled form: {exc}"}
+    check = parity(model, CompiledModel(compiled.spec, compiled.trees), frame, schema, split)
+    if not check["passed"]:
+        return {
+            "runtime": SKLEARN,
+            "reason": f"the compiled form disagreed with scikit-learn on the {split} split",
+            "parity": check,
+        }
+    spec_path, trees_path = model_dir / SPEC_FILE, model_dir / TREES_FILE
+    write_json(spec_path, compiled.spec)
+    trees_path.write_bytes(compiled.trees)
+    import onnxruntime
+
+    return {
+        "runtime": RUNTIME,
+        "runtime_version": onnxruntime.__version__,
+        "files": {SPEC_FILE: file_sha256(spec_path), TREES_FILE: file_sha256(trees_path)},
+        "parity": check,
+    }
+
+
+def test_split_parity(
+    model_dir: Path, model: Any, manifest: dict[str, Any], test: pd.DataFrame, schema: Schema
+) -> dict[str, Any]:
+    """Evaluate's check: the package's compiled form against scikit-learn on the test split.
+    A disagreement fails the job: a package must not serve a path not proven equal."""
+    from inference.compiled import SPEC_FILE, TREES_FILE, CompiledModel
+    from sagemaker_jobs import artifacts
+
+    section = manifest.get("inference") or {}
+    if section.get("runtime") != RUNTIME:
+        reason = section.get("reason", "the model was trained before compiled inference existed")
+        return {"runtime": SKLEARN, "reason": reason}
+    files = section.get("files", {})
+    compiled = CompiledModel.load(
+        artifacts.verified(model_dir, SPEC_FILE, files.get(SPEC_FILE, "")),
+        artifacts.verified(model_dir, TREES_FILE, files.get(TREES_FILE, "")),
+    )
+    check = parity(model, compiled, test, schema, "test")
+    if not check["passed"]:
+        raise JobError(
+            f"the compiled form disagrees with scikit-learn on the test split ({check}); "
+            "retrain with the hyperparameter compiled_inference=false to serve with scikit-learn"
+        )
+    return {"runtime": RUNTIME, "runtime_version": section.get("runtime_version"), "parity": check}
