@@ -234,3 +234,15 @@ def test_categories_have_one_text_form_in_training_and_serving() -> None:
         None,
         "x",
     ]
+
+
+def test_a_pipeline_model_without_its_manifest_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "model.joblib").write_bytes((model_dir / "model.joblib").read_bytes())
+    with pytest.raises(RuntimeError, match=r"manifest\.json is missing"):
+        model_fn(tmp_path)
+
+
+def test_the_session_model_is_served_compiled(handler: ModelHandler) -> None:
+    assert handler.compiled is not None
+    assert "compiled form (onnxruntime" in handler.serving
+    assert type(handler.input_fn(f"{ROW}\n".encode(), "text/csv")).__name__ == "Columns"
