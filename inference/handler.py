@@ -111,9 +111,7 @@ class ModelHandler:
                 "send whole characters (both halves of a pair, or plain UTF-8)"
             ) from None
 
-    def _parse(
-        self, body: bytes, content_type: str | None
-    ) -> Columns | pd.DataFrame | np.ndarray:
+    def _parse(self, body: bytes, content_type: str | None) -> Columns | pd.DataFrame | np.ndarray:
         kind, _ = media_type(content_type)
         kind = kind or JSON  # SageMaker: a missing Content-Type means JSON
         if not body or not body.strip():
