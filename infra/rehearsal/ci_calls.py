@@ -54,14 +54,8 @@ def _recording(calls: list[ApiCall]) -> Iterator[None]:
         original(self, *args, **kwargs)
         self.events.register("provide-client-params.*.*", record)
 
-    botocore_log = logging.getLogger("botocore")
-    level = botocore_log.level
-    botocore_log.setLevel(logging.WARNING)  # not the credential lookups of every command
-    try:
-        with mock.patch.object(boto3.Session, "__init__", init):
-            yield
-    finally:
-        botocore_log.setLevel(level)
+    with mock.patch.object(boto3.Session, "__init__", init):
+        yield
 
 
 def record_ci_calls(build: Names, release: list[Names], region: str) -> dict[str, list[ApiCall]]:
@@ -86,11 +80,16 @@ def record_ci_calls(build: Names, release: list[Names], region: str) -> dict[str
         "AWS_DEFAULT_REGION": region,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
+    botocore_log = logging.getLogger("botocore")
+    level = botocore_log.level
+    botocore_log.setLevel(logging.WARNING)  # not the credential lookups of every command
     with (
         mock.patch.dict(os.environ, environment),
         mock_aws(),
         tempfile.TemporaryDirectory() as scratch,
+        contextlib.ExitStack() as restore,
     ):
+        restore.callback(botocore_log.setLevel, level)
         rows = Path(scratch) / "rows.csv"
         rows.write_text("Torgersen,39.1,18.7,181,3750,male,2007\n", encoding="utf-8")
         _account(build, release, region, bucket, prefix, boto3)
