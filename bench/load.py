@@ -325,16 +325,41 @@ def slowloris(port: int, connections: int = 300, wait: float = 25.0) -> dict[str
             sock.close()
 
 
+def _cpu_ticks_by_listener(port: int) -> dict[int, int]:
+    """CPU ticks used so far by each process that holds a socket on ``port`` (the workers)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                inodes.add(fields[9])
+    ticks = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            links = {str(fd.readlink()) for fd in (entry / "fd").iterdir()}
+            if any(f"socket:[{inode}]" in links for inode in inodes):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                ticks[int(entry.name)] = int(stat[11]) + int(stat[12])  # utime + stime
+    return ticks
+
+
 def throughput(port: int, X: Any, seconds: float, work: Path) -> dict[str, float]:
-    """bench/serving.py's cases for our server (wrk), on its bring-your-own model."""
+    """bench/serving.py's cases for our server (wrk), on its bring-your-own model; and how the
+    1-row, 16-client case's CPU split over the workers (1.0: one worker did all the work)."""
     from bench.serving import CLIENTS, ROWS, payload, wrk
 
     out = {}
     for rows in ROWS:
         for clients in CLIENTS:
+            before = _cpu_ticks_by_listener(port)
             m = wrk(port, "/invocations", payload(X, rows), "text/csv", clients, seconds, work)
+            used = [t - before.get(pid, 0) for pid, t in _cpu_ticks_by_listener(port).items()]
             out[f"rps_{rows}row_{clients}c"] = m["rps"]
             out[f"p99_ms_{rows}row_{clients}c"] = m["p99"]
+            if (rows, clients) == (1, 16):
+                out["busiest_worker_share_1row_16c"] = max(used) / max(1, sum(used))
     return out
 
 
