@@ -18,15 +18,22 @@ STAGE = Stage("dev", "us-east-1", "mlops-tabular", "mlops-tabular")
 def aws(fake_aws_credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     """Stage dev in moto: the stage's clients, and the very handle every `--target aws` command
     gets (so a fake answer registered on it reaches the command)."""
+    import mlops.target
+
     monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
+    connect = mlops.target.connect  # other stages stay as cdk.json has them (or unknown)
     with mock_aws():
         handle = Aws(STAGE)
-        monkeypatch.setattr("mlops.target.connect", lambda stage: handle)
+        monkeypatch.setattr(
+            mlops.target, "connect", lambda stage: handle if stage == STAGE.name else connect(stage)
+        )
         yield handle
 
 
-def pack_model(model_dir: Path, archive: Path) -> Path:
-    """A model folder packed as SageMaker packs /opt/ml/model: model.tar.gz, files at the top."""
+@pytest.fixture
+def model_archive(model_dir: Path, tmp_path: Path) -> Path:
+    """The session's model packed as SageMaker packs /opt/ml/model: model.tar.gz, files on top."""
+    archive = tmp_path / "model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for item in model_dir.iterdir():
             tar.add(item, arcname=item.name)

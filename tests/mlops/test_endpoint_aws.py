@@ -10,8 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from mlops.aws import Aws
 from mlops.cli import main
 
 ROLE = "arn:aws:iam::123456789012:role/mlops-dev-sagemaker-endpoint"
@@ -19,21 +19,20 @@ GROUP = "mlops-tabular"
 
 
 @pytest.fixture
-def sagemaker(fake_aws_credentials: None) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("sagemaker", region_name="us-east-1")
-        client.create_model_package_group(ModelPackageGroupName=GROUP)
-        for _ in range(2):
-            client.create_model_package(
-                ModelPackageGroupName=GROUP,
-                ModelApprovalStatus="Approved",
-                InferenceSpecification={
-                    "Containers": [{"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"}],
-                    "SupportedContentTypes": ["text/csv"],
-                    "SupportedResponseMIMETypes": ["application/json"],
-                },
-            )
-        yield client
+def sagemaker(aws: Aws) -> Iterator[Any]:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    client.create_model_package_group(ModelPackageGroupName=GROUP)
+    for _ in range(2):
+        client.create_model_package(
+            ModelPackageGroupName=GROUP,
+            ModelApprovalStatus="Approved",
+            InferenceSpecification={
+                "Containers": [{"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+        )
+    yield client
 
 
 def arn(version: int) -> str:

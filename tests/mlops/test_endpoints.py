@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import tarfile
 import time
 from pathlib import Path
 
@@ -24,13 +23,9 @@ GROUP = "mlops-tabular"
 
 
 @pytest.fixture
-def registered(home: Home, model_dir: Path, tmp_path: Path) -> LocalModelRegistry:
+def registered(home: Home, model_archive: Path) -> LocalModelRegistry:
     """Two versions of the session's model in the registry; version 2 approved."""
-    archive = tmp_path / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for item in model_dir.iterdir():
-            tar.add(item, arcname=item.name)
-    uri = LocalObjectStore(home.store).put(archive, "s3://mlops-local/models/model.tar.gz")
+    uri = LocalObjectStore(home.store).put(model_archive, "s3://mlops-local/models/model.tar.gz")
     registry = LocalModelRegistry(home.registry)
     for _ in range(2):
         registry.create_model_package(

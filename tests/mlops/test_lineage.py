@@ -5,14 +5,12 @@ one call moto lacks)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
-from mlops.aws import Aws, Stage
+from mlops.aws import Aws
 from mlops.cli import main
 from mlops.endpoints import EndpointRecord
 from mlops.executor.records import ExecutionRecord
@@ -151,12 +149,6 @@ EXECUTION = "exec42"
 RAW = "s3://mlops-dev-data/datasets/0123abcd/penguins.csv"
 SPLITS = f"s3://artifacts/pipelines/mlops-tabular/{EXECUTION}/preprocess"
 MODEL = f"s3://artifacts/pipelines/mlops-tabular/{EXECUTION}/train/train-1/output/model.tar.gz"
-
-
-@pytest.fixture
-def aws(fake_aws_credentials: None) -> Iterator[Aws]:
-    with mock_aws():
-        yield Aws(Stage("dev", REGION, GROUP, "mlops-tabular"))
 
 
 def _deployed(aws: Aws) -> dict[str, Any]:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from mlops.aws import Aws
 from mlops.cli import main
 from mlops.executor.runner import LocalPipelineExecutor
 from mlops.home import HOME_ENV, Home
@@ -166,47 +165,40 @@ def test_a_version_from_before_reports_gets_its_report_rebuilt(
 
 # AWS ---------------------------------------------------------------------------------------
 @pytest.fixture
-def registered(fake_aws_credentials: None, model_dir: Path, tmp_path: Path) -> Iterator[Any]:
+def registered(aws: Aws, model_archive: Path) -> Iterator[Any]:
     """A version as the deployed pipeline registers it: package, metrics and files in S3."""
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="artifacts")
-        archive = tmp_path / "model.tar.gz"
-        with tarfile.open(archive, "w:gz") as tar:
-            for item in model_dir.iterdir():
-                tar.add(item, arcname=item.name)
-        s3.upload_file(str(archive), "artifacts", "run-1/model.tar.gz")
-        prefix = "pipelines/mlops-tabular/exec-1/evaluate/evaluation"
-        for name, body in (
-            ("evaluation.json", json.dumps(EVALUATION)),
-            ("profile.json", json.dumps(PROFILE)),
-            ("report.html", "<html><body>the S3 report</body></html>"),
-        ):
-            s3.put_object(Bucket="artifacts", Key=f"{prefix}/{name}", Body=body.encode())
-        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
-        sagemaker.create_model_package_group(ModelPackageGroupName="mlops-tabular")
-        package = _package()
-        sagemaker.create_model_package(
-            ModelPackageGroupName="mlops-tabular",
-            ModelApprovalStatus="PendingManualApproval",
-            InferenceSpecification={
-                "Containers": [
-                    {"Image": package.image_uri, "ModelDataUrl": package.model_data_url}
-                ],
-                "SupportedContentTypes": ["text/csv"],
-                "SupportedResponseMIMETypes": ["application/json"],
-            },
-            ModelMetrics={
-                "ModelQuality": {
-                    "Statistics": {
-                        "ContentType": "application/json",
-                        "S3Uri": f"s3://artifacts/{prefix}/evaluation.json",
-                    }
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="artifacts")
+    s3.upload_file(str(model_archive), "artifacts", "run-1/model.tar.gz")
+    prefix = "pipelines/mlops-tabular/exec-1/evaluate/evaluation"
+    for name, body in (
+        ("evaluation.json", json.dumps(EVALUATION)),
+        ("profile.json", json.dumps(PROFILE)),
+        ("report.html", "<html><body>the S3 report</body></html>"),
+    ):
+        s3.put_object(Bucket="artifacts", Key=f"{prefix}/{name}", Body=body.encode())
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    sagemaker.create_model_package_group(ModelPackageGroupName="mlops-tabular")
+    package = _package()
+    sagemaker.create_model_package(
+        ModelPackageGroupName="mlops-tabular",
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [{"Image": package.image_uri, "ModelDataUrl": package.model_data_url}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelMetrics={
+            "ModelQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": f"s3://artifacts/{prefix}/evaluation.json",
                 }
-            },
-            CustomerMetadataProperties=package.metadata,
-        )
-        yield s3, file_sha256(archive), prefix
+            }
+        },
+        CustomerMetadataProperties=package.metadata,
+    )
+    yield s3, file_sha256(model_archive), prefix
 
 
 def test_aws_card_and_report_come_from_the_registry_and_s3(

@@ -9,9 +9,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
-from mlops.aws import explained
+from mlops.aws import Aws, explained
 from mlops.cli import main
 from mlops.errors import MlopsError, NotFound
 
@@ -20,20 +19,17 @@ AWS = ["--target", "aws", "--stage", "dev"]
 
 
 @pytest.fixture
-def sagemaker(fake_aws_credentials: None) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("sagemaker", region_name="us-east-1")
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="artifacts")
-        report = {
-            "metrics": {"accuracy": {"value": 0.97}},
-            "quality_gate": {"metric": "accuracy", "value": 0.97},
-        }
-        s3.put_object(
-            Bucket="artifacts", Key="eval/evaluation.json", Body=json.dumps(report).encode()
-        )
-        client.create_model_package_group(ModelPackageGroupName=GROUP)
-        yield client
+def sagemaker(aws: Aws) -> Iterator[Any]:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="artifacts")
+    report = {
+        "metrics": {"accuracy": {"value": 0.97}},
+        "quality_gate": {"metric": "accuracy", "value": 0.97},
+    }
+    s3.put_object(Bucket="artifacts", Key="eval/evaluation.json", Body=json.dumps(report).encode())
+    client.create_model_package_group(ModelPackageGroupName=GROUP)
+    yield client
 
 
 def register(client: Any, count: int) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pandas as pd
 import pytest
-from moto import mock_aws
 
+from mlops.aws import Aws
 from mlops.cli import main
 from mlops.registry.sagemaker import SageMakerModelRegistry
 from sagemaker_jobs import data
@@ -37,60 +37,53 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
 
 
 @pytest.fixture
-def stage(fake_aws_credentials: None, demo: tuple[Path, pd.DataFrame]) -> Iterator[Any]:
+def stage(aws: Aws, demo: tuple[Path, pd.DataFrame]) -> Iterator[Any]:
     """A deployed stage: the baseline in S3, version 1 registered with it, an endpoint serving
     it with data capture to s3://BUCKET/data-capture."""
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        key = BASELINE.removeprefix(f"s3://{BUCKET}/")
-        for path in demo[0].iterdir():
-            s3.put_object(Bucket=BUCKET, Key=f"{key}/{path.name}", Body=path.read_bytes())
-        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
-        sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
-        registry = SageMakerModelRegistry(_aws())
-        package = registry.create_model_package(
-            GROUP,
-            model_data_url=f"s3://{BUCKET}/model.tar.gz",
-            image_uri="img",
-            approval_status="Approved",
-            metrics={},
-            metadata={},
-            content_types=["text/csv"],
-            response_types=["application/json"],
-            drift_baseline={
-                "statistics": f"{BASELINE}/statistics.json",
-                "constraints": f"{BASELINE}/constraints.json",
-            },
-        )
-        sagemaker.create_model(
-            ModelName="m1", ExecutionRoleArn=ROLE, Containers=[{"ModelPackageName": package.arn}]
-        )
-        sagemaker.create_endpoint_config(
-            EndpointConfigName="c1",
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": "m1",
-                    "InitialInstanceCount": 1,
-                    "InstanceType": "ml.m5.large",
-                }
-            ],
-            DataCaptureConfig={
-                "EnableCapture": True,
-                "InitialSamplingPercentage": 20,
-                "DestinationS3Uri": f"s3://{BUCKET}/data-capture",
-                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            },
-        )
-        sagemaker.create_endpoint(EndpointName="mlops-dev", EndpointConfigName="c1")
-        yield s3
-
-
-def _aws() -> Any:
-    from mlops.aws import Aws, Stage
-
-    return Aws(Stage.load("dev"))
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    key = BASELINE.removeprefix(f"s3://{BUCKET}/")
+    for path in demo[0].iterdir():
+        s3.put_object(Bucket=BUCKET, Key=f"{key}/{path.name}", Body=path.read_bytes())
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    registry = SageMakerModelRegistry(aws)
+    package = registry.create_model_package(
+        GROUP,
+        model_data_url=f"s3://{BUCKET}/model.tar.gz",
+        image_uri="img",
+        approval_status="Approved",
+        metrics={},
+        metadata={},
+        content_types=["text/csv"],
+        response_types=["application/json"],
+        drift_baseline={
+            "statistics": f"{BASELINE}/statistics.json",
+            "constraints": f"{BASELINE}/constraints.json",
+        },
+    )
+    sagemaker.create_model(
+        ModelName="m1", ExecutionRoleArn=ROLE, Containers=[{"ModelPackageName": package.arn}]
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="c1",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "m1",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+        DataCaptureConfig={
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 20,
+            "DestinationS3Uri": f"s3://{BUCKET}/data-capture",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        },
+    )
+    sagemaker.create_endpoint(EndpointName="mlops-dev", EndpointConfigName="c1")
+    yield s3
 
 
 def upload_captures(s3: Any, tmp_path: Path, rows: pd.DataFrame) -> None:

@@ -17,6 +17,7 @@ import pytest
 from rich.console import Console
 
 from mlops import tracking
+from mlops.aws import Aws
 from mlops.cli import main
 from mlops.executor.records import ExecutionRecord, find_execution
 from mlops.home import Home
@@ -446,37 +447,30 @@ def _sagemaker_execution(client: Any, s3: Any, definition: dict[str, Any]) -> li
 
 
 def test_log_a_sagemaker_execution_from_its_jobs_and_s3(
-    fake_aws_credentials: None,
+    aws: Aws,
     local_definition: dict[str, Any],
     ranked: tuple[Home, str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from moto import mock_aws
-
-    from mlops.aws import Aws, Stage
-
     _, uri = ranked  # another experiment in the same store: a new SQLite store costs a second
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
-    with mock_aws():
-        aws = Aws(Stage("dev", "us-east-1", "mlops-tabular", "mlops-tabular"))
-        monkeypatch.setattr("mlops.target.connect", lambda stage: aws)
-        sagemaker = aws.client("sagemaker")
-        steps = _sagemaker_execution(sagemaker, aws.client("s3"), local_definition)
-        answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": steps})
-        args = [
-            "experiments",
-            "log",
-            "latest",
-            "--target",
-            "aws",
-            "--stage",
-            "dev",
-            "--tracking-uri",
-            uri,
-        ]
-        assert main(args) == 0
+    sagemaker = aws.client("sagemaker")
+    steps = _sagemaker_execution(sagemaker, aws.client("s3"), local_definition)
+    answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": steps})
+    args = [
+        "experiments",
+        "log",
+        "latest",
+        "--target",
+        "aws",
+        "--stage",
+        "dev",
+        "--tracking-uri",
+        uri,
+    ]
+    assert main(args) == 0
     assert f"in experiment mlops-tabular at {uri}" in capsys.readouterr().out
     mlflow = client(uri)
     (run,) = mlflow.search_runs(
@@ -562,17 +556,13 @@ def test_tuning_trials_become_runs_nested_under_the_execution(
 
 
 def test_a_sagemaker_tuning_step_logs_its_training_jobs_as_nested_runs(
-    fake_aws_credentials: None,
+    aws: Aws,
     local_definition: dict[str, Any],
     ranked: tuple[Home, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The tuning calls moto lacks are faked on the client; the rest is moto's."""
     from datetime import UTC, datetime
-
-    from moto import mock_aws
-
-    from mlops.aws import Aws, Stage
 
     _, uri = ranked
     tuning = "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/train-exec1"
@@ -585,26 +575,24 @@ def test_a_sagemaker_tuning_step_logs_its_training_jobs_as_nested_runs(
         {"TrainingJobName": "train-exec1-b", "TrainingJobStatus": "Failed", "FailureReason": "OOM",
          "TunedHyperParameters": {"n_estimators": "5000"}, "TrainingStartTime": when},
     ]  # fmt: skip
-    with mock_aws():
-        aws = Aws(Stage("dev", "us-east-1", "mlops-tabular", "mlops-tabular"))
-        sagemaker = aws.client("sagemaker")
-        steps = _sagemaker_execution(sagemaker, aws.client("s3"), local_definition)
-        steps[1] = {
-            "StepName": "Train",
-            "StepStatus": "Succeeded",
-            "Metadata": {"TuningJob": {"Arn": tuning}},
-        }
-        answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": steps})
-        answer(
-            aws,
-            "DescribeHyperParameterTuningJob",
-            {"BestTrainingJob": {"TrainingJobName": "train-exec1"}},
-        )
-        answer(aws, "ListTrainingJobsForHyperParameterTuningJob", {"TrainingJobSummaries": jobs})
-        with tracking.scratch_dir() as scratch:
-            summary = tracking.summarize_cloud(aws, "latest", Path(scratch))
-            # its own experiment in the shared store: the other AWS test expects one run in its
-            logged = log_execution(replace(summary, experiment="tuned-pipeline"), uri)
+    sagemaker = aws.client("sagemaker")
+    steps = _sagemaker_execution(sagemaker, aws.client("s3"), local_definition)
+    steps[1] = {
+        "StepName": "Train",
+        "StepStatus": "Succeeded",
+        "Metadata": {"TuningJob": {"Arn": tuning}},
+    }
+    answer(aws, "ListPipelineExecutionSteps", {"PipelineExecutionSteps": steps})
+    answer(
+        aws,
+        "DescribeHyperParameterTuningJob",
+        {"BestTrainingJob": {"TrainingJobName": "train-exec1"}},
+    )
+    answer(aws, "ListTrainingJobsForHyperParameterTuningJob", {"TrainingJobSummaries": jobs})
+    with tracking.scratch_dir() as scratch:
+        summary = tracking.summarize_cloud(aws, "latest", Path(scratch))
+        # its own experiment in the shared store: the other AWS test expects one run in its
+        logged = log_execution(replace(summary, experiment="tuned-pipeline"), uri)
     assert summary.params["hp.n_estimators"] == "300"  # the best job's, from DescribeTrainingJob
     assert summary.tags["mlops.tuning.best_trial"] == "train-exec1"
     mlflow = client(uri)
