@@ -352,4 +352,5 @@ def test_the_metrics_folder_goes_with_the_server(server: dict[str, Any]) -> None
     process = server["process"]
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=40) == 0
-    assert list(server["tmp"].iterdir()) == []
+    # Only the metrics folder is ours to check: onnxruntime leaves a session file (.ses) there.
+    assert not list(server["tmp"].glob("model-server-metrics-*"))
