@@ -23,7 +23,7 @@ import pandas as pd
 
 from inference.compiled import Columns
 from inference.errors import BadRequest, ModelError, NotAcceptable, UnsupportedContentType
-from sagemaker_jobs.features import MISSING, category_text
+from sagemaker_jobs.features import MISSING, category_text, unparseable_dates
 
 if TYPE_CHECKING:
     from inference.compiled import CompiledModel
@@ -220,6 +220,11 @@ class ModelHandler:
             cells = [row[index] for row in matrix]
             if feature.kind == "numeric":
                 columns[feature.name] = _number_column(cells, feature.name)
+            elif feature.kind == "datetime" and (bad := unparseable_dates(cells)):
+                raise BadRequest(
+                    f"feature {feature.name!r} is a date; {str(bad[0])[:40]!r} is not one "
+                    "(send e.g. 2024-03-31, or leave it empty)"
+                )
             else:
                 columns[feature.name] = _text_column(cells)
         if self.compiled is not None:

@@ -332,7 +332,7 @@ def detect_drift(
     baseline: Baseline, captures: Captures, thresholds: Thresholds | None = None
 ) -> DriftResult:
     thresholds = thresholds or Thresholds()
-    frame = captures.frame
+    frame = baseline.with_date_parts(captures.frame)  # dates drift in their year, day of year
     violations: list[dict[str, str]] = []
     features = []
     for base in baseline.features:

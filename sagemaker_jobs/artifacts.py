@@ -34,6 +34,7 @@ def save(model: Any, schema: Schema, model_dir: Path, extra: dict[str, Any]) -> 
         "problem_type": schema.problem_type,
         "features": schema.to_dict()["features"],
         "classes": schema.classes,
+        "feature_selection": schema.selection,
         "libraries": {
             "python": platform.python_version(),
             "scikit-learn": sklearn.__version__,

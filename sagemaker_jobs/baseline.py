@@ -13,7 +13,7 @@ schema the splits carry) maps each position back to the feature's name and kind 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,14 @@ import pandas as pd
 
 from sagemaker_jobs.contract import JobError
 from sagemaker_jobs.data import Schema
+from sagemaker_jobs.features import drift_date_parts
 
 STATISTICS_FILE = "statistics.json"
 CONSTRAINTS_FILE = "constraints.json"
 SCHEMA_FILE = "schema.json"
+# Our own file beside Model Monitor's: statistics of the parts of each date feature (year, day of
+# year). Model Monitor sees a date as text; drift on dates shows in these numbers.
+DATE_PARTS_FILE = "date_parts.json"
 # A KLL sketch with k items per compactor keeps a column of up to k values exactly (level 0).
 KLL_K, KLL_C = 2048, 0.64
 HISTOGRAM_BUCKETS = 10
@@ -148,14 +152,38 @@ def constraints(stats: dict[str, Any]) -> dict[str, Any]:
     return {"version": 0.0, "features": features, "monitoring_config": MONITORING_CONFIG}
 
 
+def date_part_statistics(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
+    """Numeric statistics and completeness of each date feature's drift parts."""
+    features = []
+    for position, (name, kind) in enumerate(schema.features.items()):
+        if kind != "datetime":
+            continue
+        for part, values in drift_date_parts(frame[name]).items():
+            inferred, stats = numerical_statistics(values)
+            common = stats["common"]
+            total = common["num_present"] + common["num_missing"]
+            features.append(
+                {
+                    "name": f"{column_name(position)}.{part}",
+                    "feature": f"{name}.{part}",
+                    "source": name,
+                    "inferred_type": inferred,
+                    "numerical_statistics": stats,
+                    "completeness": common["num_present"] / total if total else 1.0,
+                }
+            )
+    return {"version": 0.0, "features": features}
+
+
 def write_baseline(directory: Path, frame: pd.DataFrame, schema: Schema) -> list[Path]:
-    """Write statistics.json, constraints.json and schema.json; return their paths."""
+    """Write statistics.json, constraints.json, schema.json and date_parts.json."""
     directory.mkdir(parents=True, exist_ok=True)
     stats = statistics(frame, schema)
     documents = {
         STATISTICS_FILE: stats,
         CONSTRAINTS_FILE: constraints(stats),
         SCHEMA_FILE: schema.to_dict(),
+        DATE_PARTS_FILE: date_part_statistics(frame, schema),
     }
     paths = []
     for name, document in documents.items():
@@ -200,9 +228,20 @@ class Baseline:
     item_count: int
     monitoring_config: dict[str, Any]
     source: str
+    date_sources: dict[str, str] = field(default_factory=dict)  # "when.year" -> "when"
 
     def feature(self, name: str) -> BaselineFeature:
         return next(f for f in self.features if f.name == name)
+
+    def with_date_parts(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the date parts the baseline has statistics of, derived from the date
+        columns it holds: they are then checked like any numeric feature."""
+        parts: dict[str, pd.Series] = {}
+        for source in sorted(set(self.date_sources.values()) & set(frame.columns)):
+            for part, values in drift_date_parts(frame[source]).items():
+                if f"{source}.{part}" in self.date_sources:
+                    parts[f"{source}.{part}"] = values.set_axis(frame.index)
+        return frame.assign(**parts) if parts else frame
 
 
 def read_baseline(directory: Path) -> Baseline:
@@ -247,11 +286,30 @@ def read_baseline(directory: Path) -> Baseline:
             features.append(
                 BaselineFeature(entry["name"], name, kind, entry, by_column.get(entry["name"], {}))
             )
+        date_sources = {}
+        for entry in _read_date_parts(directory):
+            date_sources[entry["feature"]] = entry["source"]
+            completeness = {"completeness": entry["completeness"]}
+            features.append(
+                BaselineFeature(entry["name"], entry["feature"], "date part", entry, completeness)
+            )
         return Baseline(
             features=features,
             item_count=int(stats["dataset"]["item_count"]),
             monitoring_config={**MONITORING_CONFIG, **limits.get("monitoring_config", {})},
             source=str(directory),
+            date_sources=date_sources,
         )
     except (KeyError, TypeError, IndexError) as exc:
         raise JobError(f"{directory} is not a Model Monitor baseline: missing field {exc}") from exc
+
+
+def _read_date_parts(directory: Path) -> list[dict[str, Any]]:
+    """The date parts' statistics (absent from baselines written before them, or by AWS)."""
+    path = directory / DATE_PARTS_FILE
+    if not path.exists():
+        return []
+    try:
+        return list(json.loads(path.read_text(encoding="utf-8"))["features"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise JobError(f"{path} is not the date parts file preprocess writes: {exc!r}") from exc

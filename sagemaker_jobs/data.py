@@ -6,6 +6,7 @@ names the column or file and the fix; ``preprocess.main`` only does the I/O arou
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from sagemaker_jobs import feature_selection
 from sagemaker_jobs.contract import JobError
-from sagemaker_jobs.features import category_text
+from sagemaker_jobs.features import category_text, parse_dates
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,6 @@ TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MAX_CLASSES_FOR_INTEGER_TARGET = 20
 # A text column whose values parse as numbers this often is numeric with bad cells in it.
 NUMERIC_LOOKING_SHARE = 0.9
-# Identifier detection needs enough rows to mean anything.
-MIN_ROWS_FOR_ID_CHECK = 20
 _DATE_RE = re.compile(
     r"^\s*(\d{4}[-/]\d{1,2}[-/]\d{1,2}|\d{1,2}[-/]\d{1,2}[-/]\d{2,4})([ T]\S+)?\s*$"
 )
@@ -55,6 +55,8 @@ class Schema:
     features: dict[str, Kind]
     classes: list[str] | None = None
     dropped: dict[str, str] = field(default_factory=dict)
+    # sagemaker_jobs.feature_selection's record: dropped columns, warnings and the rules' settings
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,7 @@ class Schema:
             "features": [{"name": n, "kind": k} for n, k in self.features.items()],
             "classes": self.classes,
             "dropped": self.dropped,
+            "feature_selection": self.selection,
         }
 
     @classmethod
@@ -73,6 +76,7 @@ class Schema:
             features={f["name"]: f["kind"] for f in raw["features"]},
             classes=raw.get("classes"),
             dropped=raw.get("dropped", {}),
+            selection=raw.get("feature_selection", {}),
         )
 
     def columns_of(self, kind: Kind) -> list[str]:
@@ -98,33 +102,85 @@ def table_files(location: Path) -> list[Path]:
     elif location.is_dir():
         files = sorted(p for p in location.rglob("*") if p.is_file())
     else:
-        raise JobError(f"input {location} does not exist")
+        raise JobError(f"the input data set ({location.name}) does not exist")
     tables = [p for p in files if p.suffix.lower() in TABLE_SUFFIXES]
     if not tables:
         raise JobError(
-            f"no CSV or Parquet file in {location} (found: {[p.name for p in files][:5]}); "
+            f"no CSV or Parquet file in the data set (found: {[p.name for p in files][:5]}); "
             "give a .csv, .parquet or .pq file"
         )
     return tables
 
 
+def _user_name(path: Path, location: Path) -> str:
+    """The file as the user named it: its path inside their folder, not under /opt/ml."""
+    return path.relative_to(location).as_posix() if location.is_dir() else path.name
+
+
+def _header(path: Path) -> list[str]:
+    if TABLE_SUFFIXES[path.suffix.lower()] == "parquet":
+        import pyarrow.parquet as pq
+
+        return [str(n) for n in pq.read_schema(path).names if not n.startswith("__index_level_")]
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        first = next(csv.reader(handle, skipinitialspace=True), [])
+    return [cell.strip() for cell in first]
+
+
+def check_headers(location: Path, files: list[Path]) -> list[str]:
+    """The one header all files share; duplicate names or differing headers are errors that
+    name the files and columns."""
+    headers: dict[str, list[str]] = {}
+    for path in files:
+        name = _user_name(path, location)
+        try:
+            header = _header(path)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise JobError(f"cannot read the header of {name}: {exc}".splitlines()[0]) from exc
+        duplicates = sorted({c for c in header if header.count(c) > 1})
+        if duplicates:
+            raise JobError(
+                f"{name} has duplicate column names {duplicates}; give every column its own name"
+            )
+        headers[name] = header
+    (first, reference), *others = headers.items()
+    differing = []
+    for name, header in others:
+        if set(header) != set(reference):
+            missing = sorted(set(reference) - set(header))
+            extra = sorted(set(header) - set(reference))
+            differing.append(f"{name} lacks {missing} and adds {extra}")
+    if differing:
+        raise JobError(
+            f"the files of the data set do not share one header: against {first}, "
+            + "; ".join(differing)
+            + ". Put only files of one table in the folder, with the same columns"
+        )
+    return reference
+
+
 def read_table(location: Path) -> pd.DataFrame:
     """Read one file or every CSV/Parquet file of a directory (a SageMaker S3Prefix input)."""
+    files = table_files(location)
+    if any(TABLE_SUFFIXES[p.suffix.lower()] == "csv" for p in files) or len(files) > 1:
+        check_headers(location, files)
     frames = []
-    for path in table_files(location):
+    for path in files:
+        name = _user_name(path, location)
         try:
             if TABLE_SUFFIXES[path.suffix.lower()] == "csv":
                 frame = pd.read_csv(path, skipinitialspace=True)
             else:
                 frame = pd.read_parquet(path)
         except pd.errors.EmptyDataError as exc:
-            raise JobError(f"{path.name} is empty: it has no header and no rows") from exc
+            raise JobError(f"{name} is empty: it has no header and no rows") from exc
         except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-            raise JobError(f"cannot parse {path.name}: {exc}".splitlines()[0]) from exc
+            raise JobError(f"cannot parse {name}: {exc}".splitlines()[0]) from exc
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if table.empty:
-        raise JobError(f"input {location} has a header but no rows")
+        names = ", ".join(_user_name(p, location) for p in files)
+        raise JobError(f"the data set ({names}) has a header but no rows")
     return table
 
 
@@ -171,20 +227,6 @@ def infer_kind(name: str, column: pd.Series) -> Kind:
     ):
         _coerce_numeric(name, column, declared=False)  # raises with the offending values
     return "categorical"
-
-
-def _is_identifier(column: pd.Series, kind: Kind) -> bool:
-    non_null = column.dropna()
-    if len(non_null) < MIN_ROWS_FOR_ID_CHECK or non_null.nunique() != len(column):
-        return False
-    if kind == "categorical":
-        return True
-    # An integer column unique per row and strictly increasing is a row number, not a feature.
-    return (
-        kind == "numeric"
-        and pd.api.types.is_integer_dtype(column)
-        and bool(column.is_monotonic_increasing)
-    )
 
 
 def infer_problem_type(target: pd.Series) -> ProblemType:
@@ -237,13 +279,11 @@ def prepare(table: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, Schema]:
             )
     table = table.assign(**{spec.target: target})
 
-    features: dict[str, Kind] = {}
-    dropped: dict[str, str] = {}
+    kinds: dict[str, Kind] = {}
     for name in table.columns.drop(spec.target):
         column = table[name]
         if column.isna().all():
-            log.warning("dropped column %r: it is empty", name)
-            dropped[name] = "empty"
+            kinds[name] = spec.column_types.get(name, "categorical")
             continue
         declared = spec.column_types.get(name)
         kind = declared or infer_kind(name, column)
@@ -251,15 +291,11 @@ def prepare(table: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, Schema]:
             table[name] = _coerce_numeric(name, column, declared=declared is not None)
         elif kind == "categorical":
             table[name] = column.map(category_text)  # the form the model server will send
-        if declared is None and _is_identifier(table[name], kind):
-            log.warning("dropped column %r: unique per row, so an identifier, not a feature", name)
-            dropped[name] = "identifier"
-            continue
-        if kind == "categorical" and table[name].nunique() == 1:
-            log.warning("dropped column %r: it has a single value", name)
-            dropped[name] = "constant"
-            continue
-        features[name] = kind
+        kinds[name] = kind
+    kept, selection = feature_selection.select(table, kinds, set(spec.column_types))
+    features: dict[str, Kind] = {name: kinds[name] for name in kept}
+    for warning in selection.warnings:
+        log.warning("%s", warning)
     if not features:
         raise JobError(
             "no usable feature column is left after dropping identifiers and empty columns"
@@ -268,7 +304,9 @@ def prepare(table: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, Schema]:
     classes = (
         sorted(table[spec.target].unique().tolist()) if problem_type == "classification" else None
     )
-    schema = Schema(spec.target, problem_type, features, classes, dropped)
+    schema = Schema(
+        spec.target, problem_type, features, classes, selection.dropped, selection.record()
+    )
     return table[[*features, spec.target]], schema
 
 
@@ -299,8 +337,24 @@ def profile(table: pd.DataFrame, schema: Schema, *, raw_rows: int, sha256: str) 
             }
             for c in categorical
         },
+        "datetime_summary": {c: _date_summary(table[c]) for c in schema.columns_of("datetime")},
         "features": schema.to_dict()["features"],
         "dropped_columns": schema.dropped,
+        "feature_selection": schema.selection,
+        "warnings": schema.selection.get("warnings", []),
+    }
+
+
+def _date_summary(column: pd.Series) -> dict[str, Any]:
+    """Range and spread of a date column, and how many cells the model cannot read as dates."""
+    when = parse_dates(column)
+    present = when.dropna()
+    return {
+        "min": None if present.empty else present.min().isoformat(),
+        "max": None if present.empty else present.max().isoformat(),
+        "distinct": int(column.nunique()),
+        "unparseable": int((column.notna() & when.isna()).sum()),
+        "years": {str(y): int(n) for y, n in present.dt.year.value_counts().sort_index().items()},
     }
 
 

@@ -36,11 +36,34 @@ def category_text(value: Any) -> str | None:
     return text.lower() if text.lower() in ("true", "false") else text
 
 
+def parse_dates(values: pd.Series) -> pd.Series:
+    """The one reading of date cells, for training, serving, profiles and drift: unparseable
+    ones become NaT."""
+    return pd.to_datetime(values, errors="coerce", format="mixed")
+
+
+def unparseable_dates(values: list[Any]) -> list[Any]:
+    """The non-missing cells that ``parse_dates`` cannot read."""
+    texts = pd.Series([category_text(v) for v in values], dtype=object)
+    bad = texts.notna() & parse_dates(texts).isna()
+    return texts[bad].tolist()
+
+
+def drift_date_parts(values: pd.Series) -> dict[str, pd.Series]:
+    """The parts of a date column its drift is checked on: a shift of years shows in
+    ``year``, a shift of season in ``dayofyear``. ``year`` is decimal (2020.5 is early July
+    2020), so the dates of a single year still spread over the baseline's bins."""
+    when = parse_dates(values)
+    day = when.dt.day_of_year.astype(float)
+    year = when.dt.year.astype(float) + (day - 1) / (365 + when.dt.is_leap_year.astype(float))
+    return {"year": year, "dayofyear": day}
+
+
 def date_parts(frame: pd.DataFrame) -> np.ndarray:
     """Turn each date-like column into numeric parts; unparseable cells become NaN."""
     blocks = []
     for name in frame.columns:
-        when = pd.to_datetime(frame[name], errors="coerce", format="mixed")
+        when = parse_dates(frame[name])
         epoch_days = (when - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
         blocks.append(
             np.column_stack(

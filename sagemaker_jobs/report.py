@@ -361,6 +361,16 @@ def _profile_sections(profile: dict[str, Any] | None) -> list[Section]:
         section.table(
             ["Categorical feature", "Missing", "Distinct", "Most common"], categorical_rows
         )
+    date_rows = [
+        [name, missing.get(name, 0), s["min"], s["max"], s["distinct"], s["unparseable"]]
+        for name, s in profile.get("datetime_summary", {}).items()
+    ]
+    if date_rows:  # drift on dates is checked on their year and day of year
+        section.table(
+            ["Date feature", "Missing", "Earliest", "Latest", "Distinct", "Unparseable"], date_rows
+        )
+    if warnings := profile.get("warnings"):
+        section.table(["Feature selection note"], [[w] for w in warnings])
     if dropped := profile.get("dropped_columns"):
         section.table(["Dropped column", "Why"], sorted(dropped.items()))
     if counts := target.get("class_counts"):

@@ -1,0 +1,123 @@
+"""Which columns become features: the one place for selection rules, and their one record.
+
+Preprocess types every column, then asks ``select`` which to keep. Each rule that drops a column
+says why; a column the user declared with ``--column-types`` is never dropped by a rule that
+guesses (only an empty column is, as nothing can be learnt from it). The record (``Selection``)
+goes into ``schema.json``, the data profile and the model's manifest, so a reader of any of them
+sees the same decisions and the rules' settings.
+
+Rules, in order:
+- ``empty``: every value is missing.
+- ``identifier``: a text column unique per row, or an integer column unique per row and
+  increasing (a row number).
+- ``near_unique_text``: a text column whose distinct values are at least ``NEAR_UNIQUE_SHARE``
+  of its non-missing rows (an item's name, a free-text note). A category learnt from it is
+  rarely seen again; one-hot encoding it fits noise. Keep it with
+  ``--column-types NAME=categorical``.
+- ``constant``: a text column with a single value.
+A text column with many distinct values (``WARN_DISTINCT`` or more, and at least
+``WARN_SHARE`` of its rows) that is kept gets a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+# Rules need enough rows to mean anything.
+MIN_ROWS = 20
+NEAR_UNIQUE_SHARE = 0.7
+WARN_SHARE = 0.1
+WARN_DISTINCT = 50
+
+
+@dataclass
+class Selection:
+    """What the rules decided: dropped columns with their reason, and warnings on kept ones."""
+
+    dropped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        rules = {
+            "min_rows": MIN_ROWS,
+            "near_unique_share": NEAR_UNIQUE_SHARE,
+            "warn_share": WARN_SHARE,
+            "warn_distinct": WARN_DISTINCT,
+        }
+        return {**asdict(self), "rules": rules}
+
+
+def _is_identifier(column: pd.Series, kind: str) -> bool:
+    non_null = column.dropna()
+    if len(non_null) < MIN_ROWS or non_null.nunique() != len(column):
+        return False
+    if kind == "categorical":
+        return True
+    # An integer column unique per row and strictly increasing is a row number, not a feature.
+    return (
+        kind == "numeric"
+        and pd.api.types.is_integer_dtype(column)
+        and bool(column.is_monotonic_increasing)
+    )
+
+
+def rule_for(name: str, column: pd.Series, kind: str, declared: bool) -> tuple[str | None, str]:
+    """(reason to drop or None, a warning or "") for one typed column."""
+    present = int(column.notna().sum())
+    if present == 0:
+        return "empty", ""
+    if declared:
+        return None, ""
+    if _is_identifier(column, kind):
+        return "identifier", ""
+    if kind != "categorical":
+        return None, ""
+    distinct = int(column.nunique())
+    if distinct == 1:
+        return "constant", ""
+    share = distinct / present
+    if present >= MIN_ROWS and share >= NEAR_UNIQUE_SHARE:
+        return "near_unique_text", ""
+    if distinct >= WARN_DISTINCT and share >= WARN_SHARE:
+        return None, (
+            f"column {name!r} has {distinct} distinct values in {present} rows; only the "
+            "most frequent become categories (max_categories), the rest one 'infrequent' group"
+        )
+    return None, ""
+
+
+_EXPLAIN = {
+    "empty": "it is empty",
+    "identifier": "unique per row, so an identifier, not a feature",
+    "near_unique_text": (
+        f"at least {NEAR_UNIQUE_SHARE:.0%} of its values are distinct, so it is free text or a "
+        "name; keep it with --column-types {name}=categorical"
+    ),
+    "constant": "it has a single value",
+}
+
+
+def explain(name: str, reason: str) -> str:
+    return f"dropped column {name!r}: " + _EXPLAIN[reason].replace("{name}", name)
+
+
+def select(
+    table: pd.DataFrame, kinds: Mapping[str, str], declared: set[str]
+) -> tuple[dict[str, str], Selection]:
+    """The features to keep (name -> kind, in table order) and the selection record."""
+    selection = Selection()
+    features: dict[str, str] = {}
+    for name, kind in kinds.items():
+        reason, warning = rule_for(name, table[name], kind, name in declared)
+        if reason:
+            selection.dropped[name] = reason
+            selection.warnings.append(explain(name, reason))
+            continue
+        if warning:
+            selection.warnings.append(warning)
+        features[name] = kind
+    return features, selection
