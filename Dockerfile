@@ -22,7 +22,7 @@ COPY sagemaker_jobs ./sagemaker_jobs
 COPY inference ./inference
 # The import check also builds matplotlib's font cache once, not in every evaluate job.
 RUN python3 -m pip install --no-deps . \
-    && python3 -c "import sagemaker_jobs.train, sagemaker_jobs.preprocess, sagemaker_jobs.evaluate, sagemaker_jobs.compile, inference.app, inference.metrics, inference.compiled, onnx, onnxruntime" \
+    && python3 -c "import sagemaker_jobs.train, sagemaker_jobs.fingerprint, sagemaker_jobs.preprocess, sagemaker_jobs.evaluate, sagemaker_jobs.compile, inference.app, inference.metrics, inference.compiled, onnx, onnxruntime" \
     && python3 -c "import matplotlib.font_manager"
 
 COPY --chmod=755 docker/train docker/serve /usr/local/bin/

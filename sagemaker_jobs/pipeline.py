@@ -230,6 +230,23 @@ def _build(settings: PipelineSettings) -> Pipeline:
             ),
         )
 
+    # Uncached on purpose: SageMaker's step cache compares argument values, not the bytes behind
+    # InputDataUri, so the data's own hash must become an argument of the cached steps
+    # (see sagemaker_jobs/fingerprint.py). It runs in every execution; the rest stay cached
+    # while the data is the same.
+    fingerprint_file = PropertyFile(
+        name="DataFingerprint", output_name="fingerprint", path="fingerprint.json"
+    )
+    fingerprint = ProcessingStep(
+        name="Fingerprint",
+        step_args=processor("fingerprint").run(
+            inputs=[s3_input("raw", input_uri, f"{PROCESSING_ROOT}/input/raw")],
+            outputs=[
+                s3_output("fingerprint", "fingerprint", f"{PROCESSING_ROOT}/output/fingerprint")
+            ],
+        ),
+        property_files=[fingerprint_file],
+    )
     profile_file = PropertyFile(name="DataProfile", output_name="profile", path="profile.json")
     preprocess = ProcessingStep(
         name="Preprocess",
@@ -246,6 +263,12 @@ def _build(settings: PipelineSettings) -> Pipeline:
                 problem_type,
                 "--column-types",
                 column_types,
+                "--dataset-sha256",
+                JsonGet(
+                    step_name=fingerprint.name,
+                    property_file=fingerprint_file,
+                    json_path="dataset.sha256",
+                ),
             ],
         ),
         property_files=[profile_file],
@@ -381,7 +404,7 @@ def _build(settings: PipelineSettings) -> Pipeline:
     return Pipeline(
         name=s.pipeline_name,
         parameters=parameters,
-        steps=[preprocess, train, evaluate, quality_gate],
+        steps=[fingerprint, preprocess, train, evaluate, quality_gate],
         sagemaker_session=session,
     )
 

@@ -40,6 +40,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--validation-fraction", type=float, default=0.15)
     parser.add_argument("--test-fraction", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--dataset-sha256",
+        default="",
+        help="the Fingerprint step's hash of the input: in the arguments so that SageMaker's "
+        "step cache sees new data; checked against what is read",
+    )
     parser.add_argument("--input", default=INPUT, help="file or directory (under /opt/ml)")
     parser.add_argument("--output", default=OUTPUT, help="directory (under /opt/ml)")
     return parser.parse_args(argv)
@@ -65,12 +71,14 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
     parts = data.split(
         table, schema, validation=args.validation_fraction, test=args.test_fraction, seed=args.seed
     )
-    report = data.profile(
-        table,
-        schema,
-        raw_rows=len(raw),
-        sha256=dataset_sha256(file_entries(files, source if source.is_dir() else source.parent)),
-    )
+    sha256 = dataset_sha256(file_entries(files, source if source.is_dir() else source.parent))
+    if args.dataset_sha256 and args.dataset_sha256 != sha256:
+        raise JobError(
+            f"the input data changed during this execution (sha256 {sha256}, but the Fingerprint "
+            f"step read {args.dataset_sha256}): do not overwrite InputDataUri while a run reads "
+            "it; start the pipeline again"
+        )
+    report = data.profile(table, schema, raw_rows=len(raw), sha256=sha256)
     for name, part in zip(SPLITS, parts, strict=True):
         target_dir = out / name
         target_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
@@ -134,6 +135,8 @@ class ConsoleReporter:
                 + (f"  cache hit: reused {record.cache_hit}" if record.cache_hit else ""),
             )
         )
+        if record.cache_note:
+            self.console.print(f"  [yellow]note:[/] {escape(record.cache_note)}", highlight=False)
 
     def log_line(self, step: str, line: str) -> None:
         if self.verbose:

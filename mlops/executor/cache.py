@@ -4,14 +4,18 @@ A step whose definition has ``CacheConfig.Enabled`` reuses the outcome (properti
 most recent *succeeded* run of the same step (same pipeline, name and type) whose cache key is
 unchanged, unless that run is older than ``ExpireAfter`` (an ISO 8601 duration).
 
-The key is what SageMaker documents per step type ("Default cache key attributes by pipeline
-step type"): for a processing job ``AppSpecification``, ``Environment`` and ``ProcessingInputs``,
-and so on. Output locations are not in it: they hold the execution id, and a hit hands the
-earlier execution's output URIs to the steps downstream, whose keys then match too. Two things
-go beyond SageMaker, because here the same URI can hold new bytes and the image tag stays put
-while its code changes: the sha256 of every input object, and of the job code
-(``sagemaker_jobs``). So a changed input file re-runs its step even under the same URI, and
-with it exactly the steps downstream whose inputs then change.
+The key is what SageMaker documents ("Default cache key attributes by pipeline step type",
+https://docs.aws.amazon.com/sagemaker/latest/dg/pipelines-default-keys.html): for a processing
+job ``AppSpecification``, ``Environment`` and ``ProcessingInputs``, and so on, as values. Like
+SageMaker, it does not look at the bytes behind an S3 URI ("Caching pipeline steps": a previous
+run "with the same values for certain attributes"): the same URI with new content is a hit in
+AWS, so it is a hit here too, and the step's record says that the bytes differ
+(``StepIdentity.changed_inputs``), so a local run shows what AWS would silently do. The pipeline
+itself avoids that case with its uncached Fingerprint step (sagemaker_jobs/fingerprint.py).
+Output locations are not in the key: they hold the execution id, and a hit hands the earlier
+execution's output URIs to the steps downstream, whose keys then match too. One thing goes
+beyond SageMaker: the hash of the job code (``sagemaker_jobs``) and its libraries stands in for
+the image, whose tag in AWS is the image asset's content hash while the local tag stays put.
 
 Entries are ``<home>/cache/<key>.json``; the property files a hit must serve (a processing
 step's ``evaluation.json``, ...) are copied beside them, as the outputs live on in the store.
@@ -100,6 +104,18 @@ class CacheHit:
     created: str
     outcome: dict[str, Any]  # the handler's Outcome fields (properties, outputs, ...)
     property_files: dict[tuple[str, str], Path] = field(default_factory=dict)
+    # Inputs whose bytes differ from the reused run's, under the same URI: SageMaker reuses too.
+    changed_inputs: list[str] = field(default_factory=list)
+
+    @property
+    def note(self) -> str | None:
+        if not self.changed_inputs:
+            return None
+        return (
+            f"reused although {', '.join(self.changed_inputs)} now holds other bytes than when "
+            f"{self.execution_id} ran: SageMaker's cache compares argument values, not the data "
+            "behind a URI, so AWS would reuse it too; give new data a new URI"
+        )
 
 
 class CacheConfigError(MlopsError):
@@ -124,12 +140,11 @@ def identify(
             complete = False
             continue
         inputs.append(Artifact(name, uri, store.digest(uri)))
-    material = {
+    material = {  # input bytes are recorded (lineage) but, as in SageMaker, not in the key
         "pipeline": pipeline,
         "step": spec["Name"],
         "type": spec["Type"],
         "attributes": keyed,
-        "inputs": [asdict(a) for a in inputs],
         "code": code_sha256,
     }
     config = spec.get("CacheConfig") or {}
@@ -208,11 +223,15 @@ class StepCache:
         }
         if not all(p.exists() for p in files.values()):
             return None
+        before = {a["uri"]: a["sha256"] for a in entry.get("inputs", [])}
         return CacheHit(
             execution_id=entry["execution_id"],
             created=entry["created"],
             outcome=entry["outcome"],
             property_files=files,
+            changed_inputs=[
+                a.uri for a in identity.inputs if before.get(a.uri, a.sha256) != a.sha256
+            ],
         )
 
     def save(

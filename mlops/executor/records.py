@@ -33,6 +33,8 @@ class StepRecord:
     log_file: str | None = None
     # The execution whose results this step reused (SageMaker's CacheHitResult), if any.
     cache_hit: str | None = None
+    # Why that reuse may differ from what the data says (the bytes behind a URI changed).
+    cache_note: str | None = None
     # Lineage of job steps: the image and job code that ran, and what they read and wrote
     # ({"name", "uri", "sha256"} each).
     image: str | None = None

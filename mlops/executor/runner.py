@@ -196,7 +196,7 @@ class LocalPipelineExecutor:
         step.inputs = [asdict(a) for a in identity.inputs]
         hit = self.cache.lookup(identity) if self.use_cache else None
         if hit:
-            step.cache_hit = hit.execution_id
+            step.cache_hit, step.cache_note = hit.execution_id, hit.note
             outcome = Outcome(**hit.outcome, property_files=hit.property_files)
         else:
             outcome = handler(spec, context, step_dir)

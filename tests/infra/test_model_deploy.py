@@ -169,4 +169,5 @@ def test_the_build_stage_tunes_its_train_step(templates: dict[str, dict[str, Any
     (pipeline,) = resources(templates["mlops-tabular-model-build"], "AWS::SageMaker::Pipeline")
     body, _ = pipeline["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
     steps = json.loads(body)["Steps"]
-    assert steps[1]["Type"] == "Tuning"  # cdk.json: dev is the build stage and tunes
+    types = {step["Name"]: step["Type"] for step in steps}
+    assert types["Train"] == "Tuning"  # cdk.json: dev is the build stage and tunes

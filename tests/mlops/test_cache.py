@@ -157,18 +157,40 @@ def test_a_repeated_run_reuses_every_step_and_its_outputs(
     assert a.image == LOCAL_IMAGE and a.code_sha256
 
 
-def test_a_changed_input_reruns_exactly_the_steps_downstream_of_it(
+def test_new_bytes_under_the_same_uri_are_reused_as_sagemaker_would_and_the_record_says_so(
     home: Home, store: LocalObjectStore
 ) -> None:
+    """SageMaker's cache compares argument values, not the bytes behind a URI (its "Caching
+    pipeline steps" page); the local cache decides alike and says where the data differ."""
     first = _executor(home).run(definition(), {})
     _put(store, OTHER, "y\n3\n")  # new bytes under the same URI: only C reads it
     second = _executor(home).run(definition(), {})
+    assert _hits(second) == dict.fromkeys("ABC", first.execution_id)
+    notes = {step.name: step.cache_note for step in second.steps}
+    assert notes["A"] is None and notes["B"] is None
+    assert notes["C"] == (
+        f"reused although {OTHER} now holds other bytes than when {first.execution_id} ran: "
+        "SageMaker's cache compares argument values, not the data behind a URI, so AWS would "
+        "reuse it too; give new data a new URI"
+    )
+    # The record keeps the bytes it saw (lineage), even on the hit.
+    assert second.steps[2].inputs[0]["sha256"] == store.digest(OTHER)
+
+
+def test_a_new_uri_reruns_exactly_the_steps_downstream_of_it(
+    home: Home, store: LocalObjectStore
+) -> None:
+    first = _executor(home).run(definition(), {})
+    moved = "s3://data/other-v2/b.csv"
+    _put(store, moved, "y\n3\n")
+    second = _executor(home).run(definition(), {"Other": moved})  # only C reads it
     assert _hits(second) == {"A": first.execution_id, "B": first.execution_id, "C": None}
     reran = store.path_for(second.steps[2].outputs["out"]) / "b.csv"
     assert reran.read_text(encoding="utf-8") == "y\n3\nseen\n"
 
-    _put(store, RAW, "x\n9\n")  # A, and B through A's new output
-    third = _executor(home).run(definition(), {})
+    raw = "s3://data/raw-v2/a.csv"
+    _put(store, raw, "x\n9\n")  # A, and B through A's new output
+    third = _executor(home).run(definition(), {"Raw": raw, "Other": moved})
     assert _hits(third) == {"A": None, "B": None, "C": second.execution_id}
 
 
@@ -311,6 +333,9 @@ def test_the_run_output_and_the_aws_steps_name_the_reused_execution() -> None:
     hit.end_time = hit.start_time
     reporter.step_finished(hit)
     assert "Train" in buffer.getvalue() and "cache hit: reused 20261128-a" in buffer.getvalue()
+    hit.cache_note = "reused although s3://b/[x].csv now holds other bytes"
+    reporter.step_finished(hit)
+    assert "note: reused although s3://b/[x].csv now holds other bytes" in buffer.getvalue()
 
     arn = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/mlops-tabular/execution/exec41"
     cloud = _step({"StepName": "Train", "StepStatus": "Succeeded", "Metadata": {},

@@ -60,6 +60,7 @@ def test_the_second_run_takes_every_job_step_from_the_cache(
     home, first, second = two_runs
     hits = {s.name: s.cache_hit for s in second.steps}
     assert hits == {
+        "Fingerprint": None,  # uncached: it hashes the data in every execution
         "Preprocess": first.execution_id,
         "Train": first.execution_id,
         "Evaluate": first.execution_id,
@@ -87,7 +88,7 @@ def test_local_lineage_walks_from_the_version_back_to_the_data_hash(
     assert found.parameters == second.parameters and found.parameters["TargetColumn"] == DEMO_TARGET
     assert found.data.sha256 == DATA_SHA256 == package.metadata["DatasetSha256"]
     steps = {s.name: s for s in found.steps}
-    assert [s.name for s in found.steps][:3] == ["Preprocess", "Train", "Evaluate"]
+    assert [s.name for s in found.steps][:4] == ["Fingerprint", "Preprocess", "Train", "Evaluate"]
     assert all(steps[n].cache_hit == first.execution_id for n in ("Preprocess", "Train"))
     assert all(steps[n].image == LOCAL_IMAGE and steps[n].code_version for n in steps if n != "QualityGate" and n != "RegisterModel")  # fmt: skip
     # Each hand-off matches by content hash: data -> Preprocess -> Train -> Evaluate, package.

@@ -33,6 +33,7 @@ def test_demo_run_registers_a_model_above_the_gate(
     record = find_execution(home.runs, "latest")
     assert record.status == "Succeeded"
     assert [(s.name, s.status) for s in record.steps] == [
+        ("Fingerprint", "Succeeded"),
         ("Preprocess", "Succeeded"),
         ("Train", "Succeeded"),
         ("Evaluate", "Succeeded"),

@@ -37,9 +37,16 @@ def built() -> dict[str, Any]:
 
 
 def test_steps_and_types(built: dict[str, Any]) -> None:
-    assert [s["Name"] for s in built["Steps"]] == ["Preprocess", "Train", "Evaluate", "QualityGate"]
+    assert [s["Name"] for s in built["Steps"]] == [
+        "Fingerprint",
+        "Preprocess",
+        "Train",
+        "Evaluate",
+        "QualityGate",
+    ]
     steps = steps_by_name(built)
     assert {n: s["Type"] for n, s in steps.items()} == {
+        "Fingerprint": "Processing",
         "Preprocess": "Processing",
         "Train": "Training",
         "Evaluate": "Processing",
