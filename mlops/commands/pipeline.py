@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 from rich.text import Text
@@ -136,7 +135,7 @@ class ConsoleReporter:
             )
         )
         if record.cache_note:
-            self.console.print(f"  [yellow]note:[/] {escape(record.cache_note)}", highlight=False)
+            self.console.print(flagged("  note:", "yellow", record.cache_note))
 
     def log_line(self, step: str, line: str) -> None:
         if self.verbose:
