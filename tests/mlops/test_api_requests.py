@@ -76,6 +76,7 @@ def test_every_stage_sends_valid_requests_for_every_job_step(
         assert check_requests(requests) == [], stage
         train = "CreateHyperParameterTuningJob" if stage == "prod" else "CreateTrainingJob"
         assert [(r.step, r.operation) for r in requests] == [
+            ("Fingerprint", "CreateProcessingJob"),
             ("Preprocess", "CreateProcessingJob"),
             ("Train", train),
             ("Evaluate", "CreateProcessingJob"),
@@ -88,7 +89,8 @@ def test_requests_hold_parameters_properties_and_plausible_run_time_values(
 ) -> None:
     by_step = {r.step: r.request for r in planned(definitions["prod"], ColumnTypes="a=numeric")}
     preprocess, tuning, register = by_step["Preprocess"], by_step["Train"], by_step["RegisterModel"]
-    assert preprocess["AppSpecification"]["ContainerArguments"][-1] == "a=numeric"
+    arguments = preprocess["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--column-types") + 1] == "a=numeric"
     assert preprocess["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1  # typed
     assert preprocess["NetworkConfig"]["VpcConfig"]["Subnets"]
     assert len(tuning["HyperParameterTuningJobName"]) <= 32  # SageMaker's limit for tuning
