@@ -25,14 +25,15 @@ from mlops.executor.runner import LocalPipelineExecutor
 from mlops.home import Home
 from mlops.local import DEMO_DATA, LOCAL_IMAGE
 from mlops.registry import LocalModelRegistry
-from mlops.stages import load_context, stage_settings
+from mlops.stages import load_context, names, stage_settings
 from sagemaker_jobs.pipeline import PipelineSettings, definition_json
 
 STAGES = ("dev", "staging", "prod")
 
 
 def stage_definition(stage: str) -> dict[str, Any]:
-    """The stage's definition as CloudFormation resolves it (account values filled in)."""
+    """A definition built with the stage's settings (tuning, VPC, threshold) as CloudFormation
+    resolves it (account values filled in)."""
     settings = stage_settings({**load_context(), "stage": stage})[1]
     network: dict[str, Any] = (
         {"subnets": ("subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719")}
@@ -43,8 +44,8 @@ def stage_definition(stage: str) -> dict[str, Any]:
     return json.loads(
         definition_json(
             PipelineSettings(
-                pipeline_name=settings.pipeline_name,
-                model_package_group=settings.model_package_group,
+                pipeline_name=names().pipeline,
+                model_package_group=names().model_package_group,
                 image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/cdk-hnb659fds-container-"
                 "assets-123456789012-us-east-1:0123456789abcdef",
                 role_arn="arn:aws:iam::123456789012:role/mlops-jobs",
@@ -74,7 +75,8 @@ def test_every_stage_sends_valid_requests_for_every_job_step(
     for stage, definition in definitions.items():
         requests = planned(definition)
         assert check_requests(requests) == [], stage
-        train = "CreateHyperParameterTuningJob" if stage == "prod" else "CreateTrainingJob"
+        tunes = stage_settings({**load_context(), "stage": stage})[1].tuning is not None
+        train = "CreateHyperParameterTuningJob" if tunes else "CreateTrainingJob"
         assert [(r.step, r.operation) for r in requests] == [
             ("Fingerprint", "CreateProcessingJob"),
             ("Preprocess", "CreateProcessingJob"),
@@ -87,12 +89,13 @@ def test_every_stage_sends_valid_requests_for_every_job_step(
 def test_requests_hold_parameters_properties_and_plausible_run_time_values(
     definitions: dict[str, dict[str, Any]],
 ) -> None:
-    by_step = {r.step: r.request for r in planned(definitions["prod"], ColumnTypes="a=numeric")}
+    by_step = {r.step: r.request for r in planned(definitions["dev"], ColumnTypes="a=numeric")}
     preprocess, tuning, register = by_step["Preprocess"], by_step["Train"], by_step["RegisterModel"]
     arguments = preprocess["AppSpecification"]["ContainerArguments"]
     assert arguments[arguments.index("--column-types") + 1] == "a=numeric"
     assert preprocess["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1  # typed
-    assert preprocess["NetworkConfig"]["VpcConfig"]["Subnets"]
+    in_vpc = planned(definitions["prod"])[1].request
+    assert in_vpc["NetworkConfig"]["VpcConfig"]["Subnets"]
     assert len(tuning["HyperParameterTuningJobName"]) <= 32  # SageMaker's limit for tuning
     # Steps downstream read the earlier steps' properties: outputs, the best trial's model.
     train_uri = tuning["TrainingJobDefinition"]["InputDataConfig"][0]["DataSource"]
