@@ -90,4 +90,4 @@ def test_start_on_a_stage_without_its_pipeline(
 ) -> None:
     deployed["sagemaker"].delete_pipeline(PipelineName="mlops-tabular", ClientRequestToken="x" * 32)
     assert main(["pipeline", "start", "--stage", "dev"]) == 3
-    assert "mlops-dev-model-build -c stage=dev` creates it" in capsys.readouterr().err
+    assert "mlops-tabular-model-build -c stage=dev` creates it" in capsys.readouterr().err
