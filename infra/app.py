@@ -19,7 +19,7 @@ from infra.model_deploy import ModelDeployStack
 from infra.nag import acknowledge_findings, acknowledge_monitor, acknowledge_tracking_findings
 from infra.tracking import MlflowTrackingServer
 from mlops.errors import MlopsError
-from mlops.stages import DEFAULT_PROJECT, all_stages, build_stage, load_context, names
+from mlops.stages import all_stages, build_stage, load_context, names, project_name
 
 
 def build_app(
@@ -38,7 +38,7 @@ def build_app(
             f"unknown stage {stage!r}: cdk.json defines {sorted(stages)}; pass -c stage=NAME"
         )
     settings = stages[stage]
-    project = DEFAULT_PROJECT
+    project = project_name(merged)  # cdk.json context "project" (default mlops-tabular)
     here, build = names(project, stage), names(project, build_stage(merged))
     release = [names(project, s) for s in RELEASE_STAGES]
     for n in release:

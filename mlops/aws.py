@@ -47,10 +47,12 @@ class Stage:
         return names(self.project, self.build_stage)
 
     @classmethod
-    def load(cls, name: str, project: str = DEFAULT_PROJECT) -> Stage:
-        from mlops.stages import build_stage, load_context, names, stage_settings
+    def load(cls, name: str, project: str | None = None) -> Stage:
+        """``project`` defaults to cdk.json's ``project`` setting (else mlops-tabular)."""
+        from mlops.stages import build_stage, load_context, names, project_name, stage_settings
 
         context = {**load_context(), "stage": name}
+        project = project or project_name(context)
         _, settings = stage_settings(context)
         built = names(project, build_stage(context))
         return cls(

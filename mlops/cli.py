@@ -19,6 +19,7 @@ from mlops.commands import (
     experiments,
     flagged,
     models,
+    option_aliases,
     pipeline,
 )
 from mlops.commands import lineage as lineage_commands
@@ -35,6 +36,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     help="The tabular ML loop, locally or on SageMaker: pipeline, models, endpoints, monitoring.",
+    context_settings={"token_normalize_func": option_aliases},
 )
 
 

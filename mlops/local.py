@@ -8,6 +8,7 @@ from pathlib import Path
 from mlops.errors import MlopsError, NotFound
 from mlops.registry import ModelPackage
 from mlops.store import LocalObjectStore
+from mlops.target import DEFAULT_PROJECT
 from sagemaker_jobs.digests import file_entries, tree_sha256
 from sagemaker_jobs.pipeline import PipelineSettings
 from sagemaker_jobs.tuning import TuningSettings
@@ -37,9 +38,14 @@ def git_commit(cwd: Path | None = None) -> str:
 
 
 def local_settings(
-    code_version: str | None = None, tuning: TuningSettings | None = None
+    code_version: str | None = None,
+    tuning: TuningSettings | None = None,
+    project: str = DEFAULT_PROJECT,
 ) -> PipelineSettings:
+    """A project's pipeline: its name, and its model package group, are the project's."""
     return PipelineSettings(
+        pipeline_name=project,
+        model_package_group=project,
         image_uri=LOCAL_IMAGE,
         role_arn=LOCAL_ROLE,
         bucket=LOCAL_BUCKET,

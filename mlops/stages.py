@@ -6,6 +6,7 @@ runtime (``infra`` imports this module, never the other way round)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -224,6 +225,20 @@ class Names:
 
 def names(project: str = DEFAULT_PROJECT, stage: str = "dev") -> Names:
     return Names(project, stage)
+
+
+_PROJECT = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # a model package group's name
+
+
+def project_name(context: dict[str, Any]) -> str:
+    """cdk.json's ``project`` (context): the pipeline's and model package group's name."""
+    project = str(context.get("project", DEFAULT_PROJECT))
+    if not _PROJECT.fullmatch(project):
+        raise MlopsError(
+            f"project {project!r} in cdk.json must match {_PROJECT.pattern} (it names the "
+            "model package group, the pipeline and the stacks)"
+        )
+    return project
 
 
 class MlflowSettings(BaseModel):

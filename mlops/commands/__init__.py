@@ -12,6 +12,7 @@ from rich.text import Text
 
 from mlops.home import Home
 from mlops.target import DEFAULT_GROUP as DEFAULT_GROUP  # one default, re-exported
+from mlops.target import DEFAULT_PROJECT as DEFAULT_PROJECT
 from mlops.target import Target, TargetKind, open_target
 
 # Piped output (logs, CI, README captures) is not cut to 80 columns. Neither console parses
@@ -29,18 +30,30 @@ TARGET_OPTION = typer.Option(
 STAGE_OPTION = typer.Option(
     "--stage", envvar="MLOPS_STAGE", help="Stage in cdk.json, with --target aws."
 )
-GROUP_OPTION = typer.Option(
-    "--group", "-g", help="Model Package Group (default: the stage's, or mlops-tabular)."
+PROJECT_OPTION = typer.Option(
+    "--project",
+    envvar="MLOPS_PROJECT",
+    help="Project: its own model package group, pipeline and MLflow experiment "
+    "(default: cdk.json's project with --target aws, else mlops-tabular).",
+    show_default=False,
 )
+GROUP_OPTION = PROJECT_OPTION  # --group was the option's name before projects
+
+
+def option_aliases(name: str) -> str:
+    """Old option names, accepted but not shown (click's token_normalize_func, which gets an
+    option's name without its dashes): --group is now --project (a project names its model
+    package group). No command or choice is called "group", so nothing else is renamed."""
+    return "project" if name == "group" else name
 
 
 def current_home() -> Home:
     return Home.from_env()
 
 
-def target_for(target: TargetKind, stage: str) -> Target:
-    """The target the shared --target and --stage options name, under the current home."""
-    return open_target(current_home(), target, stage)
+def target_for(target: TargetKind, stage: str, project: str | None = None) -> Target:
+    """The target the shared --target, --stage and --project options name, under the home."""
+    return open_target(current_home(), target, stage, project)
 
 
 def flagged(label: str, style: str, message: str) -> Text:

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from mlops.commands import (
-    DEFAULT_GROUP,
-    GROUP_OPTION,
+    DEFAULT_PROJECT,
+    PROJECT_OPTION,
     STAGE_OPTION,
     TARGET_OPTION,
     current_home,
@@ -40,7 +40,7 @@ def endpoint_deploy(
     version: Annotated[
         int | None, typer.Option(help="Model version (default: the latest approved).")
     ] = None,
-    group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP,
+    project: Annotated[str, PROJECT_OPTION] = DEFAULT_PROJECT,
     port: Annotated[
         int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")
     ] = None,
@@ -56,7 +56,7 @@ def endpoint_deploy(
     """Serve an approved model version on a local port with the endpoint's own server."""
     record = _endpoints().deploy(
         name,
-        group,
+        project,  # the project's model package group
         version=version,
         port=port,
         workers=workers,
@@ -146,13 +146,14 @@ def endpoint_wait(
     timeout: Annotated[
         float, typer.Option(min=1, help="Seconds to wait for the deployment to settle.")
     ] = 3600,
+    project: Annotated[str | None, PROJECT_OPTION] = None,
 ) -> None:
     """After a deploy: wait, then fail (exit 1) unless the requested version is in service."""
     from mlops.cloud import latest_approved, wait_for_endpoint
     from mlops.registry.sagemaker import SageMakerModelRegistry
-    from mlops.target import connect
+    from mlops.target import connect_project
 
-    aws = connect(stage)
+    aws = connect_project(stage, project)
     group = aws.stage.model_package_group
     if version is not None:
         expected = SageMakerModelRegistry(aws).describe_model_package(group, version).arn
@@ -196,7 +197,7 @@ def transform(
     model: Annotated[int, typer.Option(help="Model package version.")],
     input: Annotated[Path, typer.Option("--input", help="A file or a folder of files.")],
     output: Annotated[Path, typer.Option(help="Folder for <input>.out files.")],
-    group: Annotated[str, GROUP_OPTION] = DEFAULT_GROUP,
+    project: Annotated[str, PROJECT_OPTION] = DEFAULT_PROJECT,
     content_type: Annotated[str, typer.Option()] = "text/csv",
     accept: Annotated[str, typer.Option()] = "text/csv",
     max_payload_mb: Annotated[float, typer.Option(min=0.001, max=100)] = 6,
@@ -219,7 +220,7 @@ def transform(
     if media_type(accept)[0] not in ACCEPTS:
         raise MlopsError(f"--accept {accept!r}: use one of {', '.join(ACCEPTS)}")
     home = current_home()
-    package = LocalModelRegistry(home.registry).describe_model_package(group, model)
+    package = LocalModelRegistry(home.registry).describe_model_package(project, model)
     home.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=home.root) as scratch:
         try:

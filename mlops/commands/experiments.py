@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mlops.commands import err, flagged, out
+from mlops.commands import PROJECT_OPTION, err, flagged, out
 from mlops.errors import MlopsError
 from mlops.home import Home
 from mlops.target import TargetKind, open_target
@@ -58,9 +58,12 @@ def _account(stage: str) -> str:
         return str(connect(stage).client("sts").get_caller_identity()["Account"])
 
 
-def _local_pipeline_name() -> str:
+def _local_pipeline_name(project: str | None) -> str:
+    """A project's experiment carries its pipeline's name."""
     from mlops.local import local_settings
 
+    if project:
+        return local_settings("unknown", project=project).pipeline_name
     return local_settings(code_version="unknown").pipeline_name
 
 
@@ -116,14 +119,15 @@ def log(
     stage: Annotated[str | None, STAGE_OPTION] = None,
     tracking_uri: Annotated[str | None, TRACKING_URI_OPTION] = None,
     experiment: Annotated[
-        str | None, typer.Option(help="Experiment name (default: the pipeline's name).")
+        str | None, typer.Option(help="Experiment name (default: the project's pipeline name).")
     ] = None,
+    project: Annotated[str | None, PROJECT_OPTION] = None,
 ) -> None:
     """Log one execution (parameters, metrics, tags, evaluation artifacts) as an MLflow run."""
     from mlops.tracking import log_execution, scratch_dir
 
     home = Home.from_env()
-    where = open_target(home, target, stage or "dev")
+    where = open_target(home, target, stage or "dev", project)
     uri = _tracking_uri(tracking_uri, home, stage or where.stage_name)
     with scratch_dir() as scratch:  # under MLOPS_HOME, as every temporary folder
         summary = where.tracking_summary(execution, Path(scratch), experiment)
@@ -159,7 +163,7 @@ def _when(ms: int | None) -> str:
 @app.command("compare")
 def compare_(
     experiment: Annotated[
-        str | None, typer.Option(help="Experiment name (default: the pipeline's name).")
+        str | None, typer.Option(help="Experiment name (default: the project's pipeline name).")
     ] = None,
     metric: Annotated[
         str | None, typer.Option(help="Rank by this metric (default: the quality-gate metric).")
@@ -168,13 +172,16 @@ def compare_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     stage: Annotated[str | None, STAGE_OPTION] = None,
     tracking_uri: Annotated[str | None, TRACKING_URI_OPTION] = None,
+    project: Annotated[str | None, PROJECT_OPTION] = None,
 ) -> None:
     """The best runs side by side: metrics, then the parameters that differ between them."""
     from mlops.tracking import compare
 
     home = Home.from_env()
     uri = _tracking_uri(tracking_uri, home, stage)
-    name = experiment or (_stage_pipeline(stage) if stage else _local_pipeline_name())
+    name = experiment or (
+        _stage_pipeline(stage, project) if stage else _local_pipeline_name(project)
+    )
     result = compare(uri, name, metric, top)
     if as_json:
         print(
@@ -200,10 +207,10 @@ def compare_(
     err.print(f"{result.total_runs} run(s) in {name} at {uri}")
 
 
-def _stage_pipeline(stage: str) -> str:
+def _stage_pipeline(stage: str, project: str | None) -> str:
     from mlops.aws import Stage
 
-    return Stage.load(stage).pipeline_name
+    return Stage.load(stage, project).pipeline_name
 
 
 def _differs(result: Comparison, key: str) -> bool:

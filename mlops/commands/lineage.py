@@ -7,21 +7,21 @@ from typing import Annotated
 
 import typer
 
-from mlops.commands import GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, out, target_for
+from mlops.commands import PROJECT_OPTION, STAGE_OPTION, TARGET_OPTION, out, target_for
 from mlops.target import TargetKind
 
 
 def lineage(
     version: Annotated[int, typer.Argument(help="Model package version.")],
-    group: Annotated[str | None, GROUP_OPTION] = None,
+    project: Annotated[str | None, PROJECT_OPTION] = None,
     target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
     as_json: Annotated[bool, typer.Option("--json", help="Print the lineage as JSON.")] = False,
 ) -> None:
     """Trace a model version: data hash -> each step's image, code, inputs, outputs ->
     the package -> endpoints serving it."""
-    chosen = target_for(target, stage)
-    found = chosen.lineage(group or chosen.default_group, version)
+    chosen = target_for(target, stage, project)
+    found = chosen.lineage(chosen.default_group, version)
     if as_json:
         print(json.dumps(found.to_dict(), indent=2))
         return

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from mlops.commands import GROUP_OPTION, STAGE_OPTION, TARGET_OPTION, flagged, out, target_for
+from mlops.commands import PROJECT_OPTION, STAGE_OPTION, TARGET_OPTION, flagged, out, target_for
 from mlops.errors import MlopsError, NotFound
 from mlops.target import Target, TargetKind
 
@@ -26,17 +26,17 @@ app = typer.Typer(
 )
 
 
-def _open(target: TargetKind, stage: str, group: str | None) -> tuple[Target, str]:
-    """The target, and the group to use in its registry."""
-    chosen = target_for(target, stage)
-    return chosen, group or chosen.default_group
+def _open(target: TargetKind, stage: str, project: str | None) -> tuple[Target, str]:
+    """The target, and the project's group in its registry."""
+    chosen = target_for(target, stage, project)
+    return chosen, chosen.default_group
 
 
 @app.command("baseline")
 def baseline(
     version: int,
     output: Annotated[Path | None, typer.Option(help="Folder to write the files into.")] = None,
-    group: Annotated[str | None, GROUP_OPTION] = None,
+    project: Annotated[str | None, PROJECT_OPTION] = None,
     target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
     uri: Annotated[
@@ -49,7 +49,7 @@ def baseline(
     """Write (or show) the Model Monitor baseline of a registered version."""
     from sagemaker_jobs.baseline import CONSTRAINTS_FILE, SCHEMA_FILE, STATISTICS_FILE
 
-    where, group = _open(target, stage, group)
+    where, group = _open(target, stage, project)
     package = where.registry.describe_model_package(group, version)
     if uri:
         if not package.drift_baseline:
@@ -98,7 +98,7 @@ def drift(
     max_files: Annotated[
         int, typer.Option(min=1, help="Read at most this many newest capture files.")
     ] = 1000,
-    group: Annotated[str | None, GROUP_OPTION] = None,
+    project: Annotated[str | None, PROJECT_OPTION] = None,
     target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
     stage: Annotated[str, STAGE_OPTION] = "dev",
 ) -> None:
@@ -108,7 +108,7 @@ def drift(
     from sagemaker_jobs.baseline import read_baseline
     from sagemaker_jobs.contract import JobError
 
-    where, group = _open(target, stage, group)
+    where, group = _open(target, stage, project)
     if baseline is not None and Path(baseline).is_dir():
         folder = Path(baseline)
     elif baseline is not None and not baseline.isdigit():

@@ -92,17 +92,25 @@ class ExecutionRecord:
             ) from exc
 
 
-def list_executions(runs: Path) -> list[ExecutionRecord]:
-    """Newest first, as ``ListPipelineExecutions`` returns them."""
+def list_executions(runs: Path, project: str | None = None) -> list[ExecutionRecord]:
+    """Newest first, as ``ListPipelineExecutions`` returns them; with ``project``, only the
+    runs of its pipeline (a project's pipeline carries the project's name)."""
     records = [ExecutionRecord.load(p) for p in runs.glob(f"*/{EXECUTION_FILE}")]
+    if project is not None:
+        records = [r for r in records if r.pipeline_name == project]
     return sorted(records, key=lambda r: r.start_time, reverse=True)
 
 
-def find_execution(runs: Path, execution_id: str) -> ExecutionRecord:
+def find_execution(runs: Path, execution_id: str, project: str | None = None) -> ExecutionRecord:
+    """An execution by id (any project's: ids are unique), or a project's ``latest``."""
     if execution_id == "latest":
-        records = list_executions(runs)
+        records = list_executions(runs, project)
         if not records:
-            raise NotFound("no pipeline execution yet; start one with `mlops pipeline run`")
+            scope = f" in project {project!r}" if project else ""
+            raise NotFound(
+                f"no pipeline execution yet{scope}; start one with `mlops pipeline run`"
+                + (f" --project {project}" if project else "")
+            )
         return records[0]
     path = runs / execution_id / EXECUTION_FILE
     if not path.exists():

@@ -6,15 +6,20 @@ import dataclasses
 import fcntl
 import json
 import re
+import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops.errors import MlopsError, NotFound
 from mlops.registry.base import APPROVAL_STATUSES, ModelPackage
+from mlops.registry.projects import Trained, check_same_kind, model_data_digest
 from sagemaker_jobs.contract import write_atomically
+
+if TYPE_CHECKING:
+    from mlops.store import LocalObjectStore
 
 _GROUP = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # matched in full: no trailing newline
 LOCAL_ACCOUNT = "000000000000"
@@ -27,8 +32,11 @@ def check_status(status: str) -> str:
 
 
 class LocalModelRegistry:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    """``store`` given (a pipeline run's registry): a version whose model data has the content
+    of an existing version's is not registered again, and that version is returned."""
+
+    def __init__(self, root: Path, store: LocalObjectStore | None = None) -> None:
+        self.root, self.store = root, store
 
     def _group_dir(self, group: str) -> Path:
         if not _GROUP.fullmatch(group):
@@ -66,7 +74,16 @@ class LocalModelRegistry:
     ) -> ModelPackage:
         check_status(approval_status)
         with self._locked(group) as directory:
-            version = 1 + max((int(p.stem) for p in directory.glob("*.json")), default=0)
+            existing = self.list_model_packages(group)
+            # One kind of model per project (the target is checked before the run).
+            check_same_kind(
+                group,
+                [Trained(problem_type=str(p.metrics.get("problem_type", ""))) for p in existing],
+                Trained(problem_type=str(metrics.get("problem_type", ""))),
+            )
+            if same := self._same_model(existing, model_data_url):
+                return same
+            version = 1 + max((p.version for p in existing), default=0)
             package = ModelPackage(
                 group=group,
                 version=version,
@@ -83,6 +100,22 @@ class LocalModelRegistry:
             )
             self._write(directory / f"{version}.json", package)
         return package
+
+    def _same_model(self, existing: list[ModelPackage], model_data_url: str) -> ModelPackage | None:
+        """The newest version whose model data has the same content, when deduplicating."""
+        if self.store is None:
+            return None
+        try:
+            digest = model_data_digest(self.store.path_for(model_data_url))
+        except (OSError, tarfile.TarError, MlopsError):
+            return None  # not a readable archive: the runner's checks say why
+        for package in reversed(existing):
+            try:
+                if model_data_digest(self.store.path_for(package.model_data_url)) == digest:
+                    return package
+            except (OSError, tarfile.TarError, MlopsError):
+                continue  # an older version whose model data is gone cannot match
+        return None
 
     def list_groups(self) -> list[str]:
         if not self.root.exists():

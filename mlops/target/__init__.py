@@ -17,13 +17,14 @@ from mlops.home import Home
 from mlops.registry.base import ModelPackage, ModelRegistry
 
 if TYPE_CHECKING:
-    from mlops.aws import Aws
+    from mlops.aws import Aws, Stage
     from mlops.lineage import Lineage
     from mlops.model_card import VersionFiles
     from mlops.monitoring_sources import CaptureFiles
     from mlops.tracking import ExecutionSummary
 
-DEFAULT_GROUP = "mlops-tabular"
+DEFAULT_PROJECT = "mlops-tabular"  # mlops.stages.DEFAULT_PROJECT (a test keeps them equal)
+DEFAULT_GROUP = DEFAULT_PROJECT  # a project's model package group carries its name
 
 
 class TargetKind(StrEnum):
@@ -40,6 +41,9 @@ class ExecutionRow:
     started: str
     seconds: str
     failure_reason: str
+    dataset: str = ""  # hash prefix and file name
+    target: str = ""
+    problem_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class Target(Protocol):
     kind: TargetKind
     home: Home
     registry: ModelRegistry
-    default_group: str
+    default_group: str  # the project's model package group
+    project: str
     stage_name: str | None  # the deployed stage, for the AWS target
 
     def executions(self, limit: int) -> list[ExecutionRow]: ...
@@ -112,7 +117,11 @@ def connect(stage: str) -> Aws:
     return Aws(Stage.load(stage))
 
 
-def open_target(home: Home, target: TargetKind | str, stage: str) -> Target:
+def open_target(
+    home: Home, target: TargetKind | str, stage: str, project: str | None = None
+) -> Target:
+    """The target, scoped to ``project`` (default: cdk.json's ``project`` on AWS, else
+    mlops-tabular): its model package group, pipeline and experiment."""
     try:
         kind = TargetKind(target)
     except ValueError:
@@ -120,7 +129,30 @@ def open_target(home: Home, target: TargetKind | str, stage: str) -> Target:
     if kind is TargetKind.aws:
         from mlops.target.aws import AwsTarget
 
-        return AwsTarget(home, connect(stage))
+        return AwsTarget(home, connect_project(stage, project))
     from mlops.target.local import LocalTarget
 
-    return LocalTarget(home)
+    return LocalTarget(home, project or DEFAULT_PROJECT)
+
+
+def connect_project(stage: str, project: str | None) -> Aws:
+    """A stage's clients, naming ``project``'s pipeline and group (default: cdk.json's)."""
+    aws = connect(stage)
+    if project and project != aws.stage.project:
+        aws.stage = for_project(aws.stage, project)
+    return aws
+
+
+def for_project(stage: Stage, project: str) -> Stage:
+    """The same deployed stage, naming another project's pipeline and model package group."""
+    from dataclasses import replace
+
+    from mlops.stages import names
+
+    built = names(project, stage.build_stage)
+    return replace(
+        stage,
+        project=project,
+        model_package_group=built.model_package_group,
+        pipeline_name=built.pipeline,
+    )

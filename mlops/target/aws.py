@@ -27,6 +27,7 @@ class AwsTarget:
         self.home, self.aws = home, aws
         self.registry: ModelRegistry = SageMakerModelRegistry(aws)
         self.default_group = aws.stage.model_package_group
+        self.project = aws.stage.project
         self.stage_name: str | None = aws.stage.name
 
     # pipeline -----------------------------------------------------------------------------

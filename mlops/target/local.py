@@ -11,7 +11,7 @@ from mlops.home import Home
 from mlops.registry.base import ModelPackage, ModelRegistry
 from mlops.registry.local import LocalModelRegistry
 from mlops.store import LocalObjectStore
-from mlops.target import DEFAULT_GROUP, EndpointView, ExecutionRow, ShowSteps, StepRow, TargetKind
+from mlops.target import DEFAULT_PROJECT, EndpointView, ExecutionRow, ShowSteps, StepRow, TargetKind
 
 if TYPE_CHECKING:
     from mlops.endpoints import LocalEndpoints
@@ -23,12 +23,14 @@ if TYPE_CHECKING:
 
 
 class LocalTarget:
+    """Scoped to one project: its model package group, and the runs of its pipeline name."""
+
     kind = TargetKind.local
-    default_group = DEFAULT_GROUP
     stage_name: str | None = None
 
-    def __init__(self, home: Home) -> None:
-        self.home = home
+    def __init__(self, home: Home, project: str = DEFAULT_PROJECT) -> None:
+        self.home, self.project = home, project
+        self.default_group = project
         self.registry: ModelRegistry = LocalModelRegistry(home.registry)
         self.store = LocalObjectStore(home.store)
 
@@ -40,23 +42,30 @@ class LocalTarget:
     # pipeline -----------------------------------------------------------------------------
     def executions(self, limit: int) -> list[ExecutionRow]:
         from mlops.executor.records import list_executions
+        from mlops.registry.projects import of_execution
 
-        return [
-            ExecutionRow(
-                record.execution_id,
-                record.status,
-                record.start_time,
-                f"{sum(s.seconds or 0 for s in record.steps):.1f}",
-                record.failure_reason or "",
+        rows = []
+        for record in list_executions(self.home.runs, self.project)[:limit]:
+            trained = of_execution(record, self.store)
+            rows.append(
+                ExecutionRow(
+                    record.execution_id,
+                    record.status,
+                    record.start_time,
+                    f"{sum(s.seconds or 0 for s in record.steps):.1f}",
+                    record.failure_reason or "",
+                    trained.dataset,
+                    trained.target,
+                    trained.problem_type,
+                )
             )
-            for record in list_executions(self.home.runs)[:limit]
-        ]
+        return rows
 
     def steps(self, execution: str, show: ShowSteps, *, watch: bool, interval: float) -> None:
         """A local run's record as it stands (a local run is followed where it runs)."""
         from mlops.executor.records import find_execution
 
-        record = find_execution(self.home.runs, execution)
+        record = find_execution(self.home.runs, execution, self.project)
         show(record.execution_id, record.status, [row for s in record.steps for row in _rows(s)])
 
     def upload(self, source: Path) -> str:
@@ -87,9 +96,9 @@ class LocalTarget:
         from mlops.tracking import summarize_local
 
         return summarize_local(
-            find_execution(self.home.runs, execution),
+            find_execution(self.home.runs, execution, self.project),
             self.store,
-            experiment=experiment or local_settings(code_version="unknown").pipeline_name,
+            experiment=experiment or local_settings("unknown", project=self.project).pipeline_name,
             registry=self.registry,
         )
 
