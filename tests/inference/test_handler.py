@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import RandomForestRegressor
 
+from inference.compiled import Columns
 from inference.errors import BadRequest, NotAcceptable, UnsupportedContentType
 from inference.handler import ModelHandler, model_fn, wants_probabilities
 
@@ -246,3 +247,17 @@ def test_the_session_model_is_served_compiled(handler: ModelHandler) -> None:
     assert handler.compiled is not None
     assert "compiled form (onnxruntime" in handler.serving
     assert type(handler.input_fn(f"{ROW}\n".encode(), "text/csv")).__name__ == "Columns"
+
+
+def test_batch_transform_takes_the_compiled_path(handler: ModelHandler, tmp_path: Path) -> None:
+    from inference.transform import transform
+
+    rows = f"{ROW}\nBiscoe,50,15,220,5000,female,2008\nDream,,,,,,\n" * 3
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "rows.csv").write_text(rows)
+    plain = ModelHandler(handler.model, handler.features, handler.classes)
+    stats = transform(handler, tmp_path / "in", tmp_path / "out")
+    assert stats.records == 9
+    expected = plain.predict_fn(plain.input_fn(rows.encode(), "text/csv")).labels
+    assert (tmp_path / "out" / "rows.csv.out").read_text().splitlines() == expected
+    assert isinstance(handler.input_fn(rows.encode(), "text/csv"), Columns)
