@@ -138,8 +138,10 @@ def date_parts(cells: Sequence[str | None]) -> np.ndarray:
     """``features.date_parts`` for one column of text, without a DataFrame."""
     import pandas as pd
 
-    when = pd.to_datetime(np.asarray(cells, dtype=object), errors="coerce", format="mixed")
+    from sagemaker_jobs.features import parse_dates
+
+    when = parse_dates(pd.Series(cells, dtype=object))
     epoch_days = (when - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)
     return np.column_stack(
-        [when.year, when.month, when.day, when.day_of_week, np.asarray(epoch_days)]
+        [when.dt.year, when.dt.month, when.dt.day, when.dt.day_of_week, epoch_days]
     ).astype(float)

@@ -64,7 +64,7 @@ ODD_ROWS = [
     {"size": None, "ratio": "", "colour": None, "flag": "NA", "when": None},
     {"size": "61.5", "ratio": "0.25", "colour": "plum", "flag": "TRUE", "when": "03/04/2021"},
     {"size": 1e6, "ratio": -3, "colour": " teal ", "flag": False, "when": "2024-07-01 10:30:00"},
-    {"size": "nan", "ratio": 0.9, "colour": "missing", "flag": 1, "when": "not a date"},
+    {"size": "nan", "ratio": 0.9, "colour": "missing", "flag": 1, "when": "2022/05/06"},
     {"size": 55, "ratio": 0.1, "colour": 7, "flag": "false", "when": "2031-12-31"},
 ]
 
