@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,11 +107,15 @@ def run_job(name: str, body: Callable[[Paths], None], paths: Paths | None = None
     A ``JobError`` (bad input, bad configuration) and any unexpected crash both end the same
     way SageMaker expects: the reason in ``output/failure`` and a non-zero exit code.
     """
+    from sagemaker_jobs import resources
+
     configure_logging()
     paths = paths or Paths.from_env()
     paths.failure_file.unlink(missing_ok=True)  # a reason from an earlier run is not this run's
+    started, imported = time.perf_counter(), resources.resident_mb()
     try:
-        body(paths)
+        with resources.thread_budget():
+            body(paths)
     except JobError as exc:
         log.error("%s failed: %s", name, exc)
         write_failure(paths, str(exc))
@@ -119,5 +124,11 @@ def run_job(name: str, body: Callable[[Paths], None], paths: Paths | None = None
         log.exception("%s crashed", name)
         write_failure(paths, f"{type(exc).__name__}: {exc}")
         return 2
-    log.info("%s finished", name)
+    log.info(
+        "%s finished in %.1f s; peak memory %d MB (%d MB after imports)",
+        name,
+        time.perf_counter() - started,
+        resources.peak_mb(),
+        imported,
+    )
     return 0

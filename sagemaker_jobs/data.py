@@ -383,14 +383,19 @@ def split(
 
 
 def read_split(path: Path, schema: Schema) -> pd.DataFrame:
-    """Read a split written by preprocess, with the column types the schema fixed."""
+    """Read a split written by preprocess (Parquet, or CSV from older runs), with the column
+    types the schema fixed."""
     dtypes: dict[str, Any] = {n: str for n, k in schema.features.items() if k != "numeric"}
     if schema.problem_type == "classification":
         dtypes[schema.target] = str
     files = table_files(path)
-    table = pd.concat(
-        [pd.read_csv(f, dtype=dtypes, keep_default_na=True) for f in files], ignore_index=True
-    )
+    frames = [
+        pd.read_parquet(f).astype(dtypes)
+        if TABLE_SUFFIXES[f.suffix.lower()] == "parquet"
+        else pd.read_csv(f, dtype=dtypes, keep_default_na=True)
+        for f in files
+    ]
+    table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     missing = [c for c in [*schema.features, schema.target] if c not in table.columns]
     if missing:
         raise JobError(f"{path} lacks columns {missing} that the schema lists; rerun preprocess")

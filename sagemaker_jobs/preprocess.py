@@ -2,7 +2,7 @@
 
 Container entry point: ``python3 -m sagemaker_jobs.preprocess --target COLUMN [...]``.
 Reads every CSV/Parquet file under ``/opt/ml/processing/input/raw`` and writes
-``train/``, ``validation/``, ``test/`` (CSV with header, plus ``schema.json`` beside each),
+``train/``, ``validation/``, ``test/`` (Parquet, plus ``schema.json`` beside each),
 ``profile/profile.json`` and ``baseline/`` (Model Monitor's ``statistics.json`` and
 ``constraints.json`` of the train split) under ``/opt/ml/processing/output``.
 """
@@ -82,7 +82,9 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
     for name, part in zip(SPLITS, parts, strict=True):
         target_dir = out / name
         target_dir.mkdir(parents=True, exist_ok=True)
-        part.to_csv(target_dir / f"{name}.csv", index=False)
+        # Parquet between steps: typed, compressed and read column by column, several times
+        # faster than CSV for Train and Evaluate; CSV stays the contract at the edges.
+        part.to_parquet(target_dir / f"{name}.parquet", index=False)
         write_json(target_dir / "schema.json", schema.to_dict())
         log.info("%s: %d rows", name, len(part))
     write_json(out / "profile" / "profile.json", report)

@@ -29,7 +29,7 @@ def baseline_dir(tmp_path: Path, penguins: pd.DataFrame, monkeypatch: pytest.Mon
 
 def test_preprocess_writes_model_monitor_statistics_of_the_train_split(baseline_dir: Path) -> None:
     stats = json.loads((baseline_dir / "statistics.json").read_text())
-    train = pd.read_csv(baseline_dir.parent / "train" / "train.csv")
+    train = pd.read_parquet(baseline_dir.parent / "train" / "train.parquet")
     assert stats["version"] == 0 and stats["dataset"] == {"item_count": float(len(train))}
     names = [f["name"] for f in stats["features"]]
     assert names == [f"_c{i}" for i in range(7)]  # the model's feature order, as Spark names CSV

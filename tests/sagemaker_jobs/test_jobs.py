@@ -53,7 +53,7 @@ def test_preprocess_train_evaluate_chain(opt_ml: Paths, penguins: pd.DataFrame) 
     assert _preprocess(opt_ml, penguins) == 0
     output = opt_ml.map("/opt/ml/processing/output")
     sizes = {
-        name: len(pd.read_csv(output / name / f"{name}.csv"))
+        name: len(pd.read_parquet(output / name / f"{name}.parquet"))
         for name in ("train", "validation", "test")
     }
     assert sum(sizes.values()) == 342

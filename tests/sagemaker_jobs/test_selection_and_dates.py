@@ -43,7 +43,7 @@ def test_moved_dates_are_drift_that_monitor_drift_reports(
     dates = profile["datetime_summary"]["ordered"]
     assert dates["min"].startswith("2020-01") and dates["unparseable"] == 0
     # Captured requests: the held-out rows as sent, then the same rows 15 years later.
-    holdout = pd.read_csv(opt_ml.map(f"{OUTPUT}/test/test.csv")).drop(columns="label")
+    holdout = pd.read_parquet(opt_ml.map(f"{OUTPUT}/test/test.parquet")).drop(columns="label")
     captures = home.root / "endpoints" / "demo" / "capture"
     capture(captures, as_requests(holdout))
     drift = ["monitor", "drift", "--endpoint", "demo", "--baseline", str(baseline)]
