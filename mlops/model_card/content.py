@@ -54,6 +54,22 @@ def build_card(sources: CardSources) -> dict[str, Any]:
                 ],
             }
         )
+    if per_class := evaluation.get("per_class"):
+        columns = ["precision", "recall", "f1", "support"]
+        groups.append(
+            {
+                "name": "per class",
+                "metric_data": [
+                    {
+                        "name": "per class on the test split (support: test rows)",
+                        "type": "matrix",
+                        "value": [[row[c] for c in columns] for row in per_class],
+                        "x_axis_name": columns,
+                        "y_axis_name": [row["class"] for row in per_class],
+                    }
+                ],
+            }
+        )
     lineage = {
         "pipeline_execution_id": meta.get("PipelineExecutionId", ""),
         "code_version": meta.get("CodeVersion", ""),
@@ -163,6 +179,8 @@ def _gate_sentence(gate: dict[str, Any]) -> str:
         return "No quality gate was recorded."
     if gate.get("passed") is None:
         return f"Quality gate metric {gate['metric']} = {gate['value']} (no threshold recorded)."
+    if message := gate.get("message"):  # says which direction the gate checked
+        return f"{message}."
     verdict = "passed" if gate["passed"] else "failed"
     return (
         f"Quality gate {verdict}: {gate['metric']} = {gate['value']} against a threshold of "
@@ -174,9 +192,16 @@ def _training_observations(manifest: dict[str, Any], profile: dict[str, Any]) ->
     parts = [f"Trained on {manifest.get('train_rows', '?')} rows"]
     if dataset := profile.get("dataset"):
         parts[0] += f" of the {dataset['rows']} kept from {dataset['raw_rows']} read"
-    if counts := profile.get("target", {}).get("class_counts"):
+    if counts := _class_counts(manifest, profile):
         parts.append("classes " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return "; ".join(parts) + "."
+
+
+def _class_counts(manifest: dict[str, Any], profile: dict[str, Any]) -> dict[str, int]:
+    """Rows per class of the training split (the manifest's); older models only have the
+    whole file's, from the profile."""
+    counts = manifest.get("class_counts") or profile.get("target", {}).get("class_counts")
+    return dict(counts or {})
 
 
 def known_limits(
@@ -193,7 +218,7 @@ def known_limits(
                 else "."
             )
         )
-    counts = profile.get("target", {}).get("class_counts", {})
+    counts = _class_counts(manifest, profile)
     if rare := [f"{k} ({v} rows)" for k, v in counts.items() if v < 30]:
         limits.append(f"Few training examples for: {', '.join(rare)}.")
     missing = {k: v for k, v in profile.get("missing_values", {}).items() if v}
@@ -271,6 +296,7 @@ def render_markdown(card: dict[str, Any]) -> str:
             ],
         ),
         "",
+        *_per_class(evaluation["metric_groups"]),
         "## Quality gate",
         "",
         evaluation["evaluation_observation"],
@@ -300,6 +326,15 @@ def render_markdown(card: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _per_class(groups: list[dict[str, Any]]) -> list[str]:
+    matrix = next((g["metric_data"][0] for g in groups if g["name"] == "per class"), None)
+    if matrix is None:
+        return []
+    rows = [[name, *row] for name, row in zip(matrix["y_axis_name"], matrix["value"], strict=True)]
+    header = ["Class", *(c.capitalize() for c in matrix["x_axis_name"])]
+    return ["## Per class (test split)", "", *_table(header, rows), ""]
 
 
 def _sentences(text: str) -> list[str]:

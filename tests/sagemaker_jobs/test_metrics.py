@@ -3,6 +3,7 @@ imbalanced default, lower-is-better gates and a bad gate refused before any job 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from mlops.cli import main as mlops
 from mlops.errors import MlopsError
 from mlops.executor.definition import resolve_parameters
 from mlops.home import Home
+from mlops.model_card import CardSources, build_card, render_markdown
+from mlops.registry import ModelPackage
 from sagemaker_jobs import evaluate
 from sagemaker_jobs.contract import ROOT_ENV, JobError, Paths
 from sagemaker_jobs.metric_directions import check_gate, check_gate_parameters
@@ -65,6 +68,28 @@ def test_imbalanced_classifier_is_gated_on_balanced_accuracy_with_a_per_class_ta
     page = opt_ml.map("/opt/ml/processing/evaluation/report.html").read_text(encoding="utf-8")
     assert "macro (unweighted mean over classes)" in page and "<th>Support</th>" in page
     assert "imbalanced" in page
+    # The model card shows the per-class table and the training split's class counts.
+    manifest = json.loads((opt_ml.model_dir(env={}) / "manifest.json").read_text())
+    train_counts = manifest["class_counts"]
+    assert sum(train_counts.values()) == manifest["train_rows"] < 600
+    package = ModelPackage(
+        group="g",
+        version=1,
+        arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1",
+        approval_status="PendingManualApproval",
+        created="2026-12-01T00:00:00+00:00",
+        model_data_url="s3://b/model.tar.gz",
+        image_uri="image",
+        metrics=result,
+        metadata={},
+    )
+    card = render_markdown(build_card(CardSources(package, manifest, "f" * 64, None)))
+    assert (
+        "## Per class (test split)" in card
+        and "| Class | Precision | Recall | F1 | Support |" in card
+    )
+    assert f"classes a {train_counts['a']}, b {train_counts['b']}" in card
+    assert "must be at least the threshold 0.3 (higher is better)" in card
 
 
 def test_lower_is_better_gate_reads_the_threshold_as_an_upper_bound(opt_ml: Paths) -> None:
