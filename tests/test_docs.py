@@ -60,12 +60,14 @@ def anchors(page: Path) -> set[str]:
 
 def links(page: Path) -> list[str]:
     found: list[str] = []
+    prose: list[str] = []
     for line in prose_lines(page.read_text(encoding="utf-8")):
         if reference := _REFERENCE.match(line):
             found.append(reference.group(1))
-            continue
-        found += _LINK.findall(_INLINE_CODE.sub("", line))
-    return found
+        else:
+            prose.append(line)
+    # A link's text may wrap onto the next line, so match over the whole prose.
+    return found + _LINK.findall(_INLINE_CODE.sub("", "\n".join(prose)))
 
 
 def broken_links(page: Path, root: Path = ROOT) -> list[str]:
@@ -157,12 +159,13 @@ def test_the_checker_finds_broken_files_and_anchors(tmp_path: Path) -> None:
     page.write_text(
         "[ok](docs/a.md) [ok](docs/a.md#setup-1) [ok](#top) [web](https://example.com/x)\n"
         "`[code](nowhere.md)` [gone](docs/b.md) [bad anchor](docs/a.md#not-a-heading)\n"
-        "[up](../../etc/passwd)\n\n# Top\n\n[ref]: docs/c.md\n",
+        "[up](../../etc/passwd) [a wrapped\nlink](docs/d.md)\n\n# Top\n\n[ref]: docs/c.md\n",
         encoding="utf-8",
     )
     assert broken_links(page, root=tmp_path) == [
+        "docs/c.md: no such file docs/c.md",
         "docs/b.md: no such file docs/b.md",
         "docs/a.md#not-a-heading: no heading with the anchor #not-a-heading in a.md",
         "../../etc/passwd: outside the repository",
-        "docs/c.md: no such file docs/c.md",
+        "docs/d.md: no such file docs/d.md",
     ]
