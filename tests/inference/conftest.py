@@ -93,14 +93,16 @@ def serving(app: InferenceApp) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
+        while not server.started:  # however long a busy machine takes, unless it died
+            assert thread.is_alive(), "the server stopped before it started listening"
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=600)  # a hang, not a slow machine
+        assert not thread.is_alive(), "the server did not stop"
 
 
 @pytest.fixture(scope="session")

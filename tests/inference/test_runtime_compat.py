@@ -94,7 +94,7 @@ def test_fuzz_over_the_wire_keeps_the_server_up(
     live_server: str, body: bytes, content_type: str, accept: str
 ) -> None:
     address = urlparse(live_server)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=120)
     headers = {k: v for k, v in {"Content-Type": content_type, "Accept": accept}.items() if v}
     connection.request("POST", "/endpoints/demo/invocations", body=body, headers=headers)
     answer = connection.getresponse()

@@ -118,7 +118,7 @@ def test_a_killed_server_is_stale_and_delete_stops_its_orphaned_workers(
         # The workers' metric files live in the endpoint's folder, not the temp directory.
         assert list(state.glob("model-server-metrics-*/*.db"))
         os.kill(record.pid, signal.SIGKILL)  # the server process only: its workers live on
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 300  # however busy the machine
         while endpoints.describe("stale").status != "Stale" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert endpoints.describe("stale").status == "Stale"
