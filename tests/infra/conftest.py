@@ -1,9 +1,14 @@
-"""One synth per stage per session (cdk-nag on, so any unacknowledged finding fails it); CDK's
-built-in CloudFormation validation stays off here and on in one test of its own."""
+"""One synth per stage per session (cdk-nag on, so any unacknowledged finding fails it), and one
+synth through the pinned CDK CLI, as a platform engineer runs it (CDK's built-in CloudFormation
+validation on, as there). Tests that use them run on one worker (WORKER_GROUPS, tests/conftest.py).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +16,9 @@ import pytest
 
 from infra.app import build_app
 
+ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("dev", "staging", "prod")  # every stage: the rehearsal needs them all
+CLI_STAGE = "prod"  # the stage with the most in it (a VPC, an endpoint, monitoring)
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +28,38 @@ def cdk_outs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         outs[stage] = tmp_path_factory.mktemp(f"cdk.out-{stage}")
         build_app({"stage": stage}, outdir=str(outs[stage]), validate=False).synth()
     return outs
+
+
+@dataclass(frozen=True)
+class CliSynth:
+    stage: str
+    outdir: Path
+    returncode: int
+    output: str
+
+
+@pytest.fixture(scope="session")
+def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> CliSynth:
+    """`cdk synth` of CLI_STAGE with the pinned CLI: offline, no credentials."""
+    cdk = ROOT / "node_modules" / ".bin" / "cdk"
+    assert cdk.exists(), "the pinned CDK CLI is missing: run `make install`"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        CDK_DISABLE_VERSION_CHECK="1",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        AWS_EC2_METADATA_DISABLED="true",
+        PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}",
+    )
+    outdir = tmp_path_factory.mktemp("cdk.out-cli") / "out"
+    result = subprocess.run(
+        [str(cdk), "synth", "--quiet", "-c", f"stage={CLI_STAGE}", "-o", str(outdir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,  # a hang, not a slow machine
+    )
+    return CliSynth(CLI_STAGE, outdir, result.returncode, result.stdout + result.stderr)
 
 
 @pytest.fixture(scope="session")

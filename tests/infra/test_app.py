@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import filecmp
 import json
 import subprocess
 import sys
@@ -116,17 +115,7 @@ def test_templates_of_every_stage_pass_cfn_lint(cdk_outs: dict[str, Path]) -> No
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_builtin_cloudformation_validation_passes(tmp_path: Path) -> None:
-    build_app({"stage": "prod"}, outdir=str(tmp_path), validate=True).synth()
-    assert (tmp_path / "mlops-tabular-prod-model-deploy.template.json").exists()
-
-
-def test_synth_is_deterministic(cdk_out: Path, tmp_path: Path) -> None:
-    again = tmp_path / "again"
-    build_app({"stage": "dev"}, outdir=str(again), validate=False).synth()
-    names = sorted(p.name for p in cdk_out.glob("*.template.json"))
-    match, mismatch, errors = filecmp.cmpfiles(cdk_out, again, names, shallow=False)
-    assert (mismatch, errors) == ([], []) and match == names
+# CloudFormation validation and determinism: tests/infra/test_cli_synth.py (the CLI's synth).
 
 
 def test_an_unacknowledged_finding_fails_the_synth(tmp_path: Path) -> None:

@@ -1,38 +1,45 @@
-"""`npx cdk synth` with the pinned CLI, as a platform engineer runs it: offline, no credentials."""
+"""`npx cdk synth` with the pinned CLI, as a platform engineer runs it: offline, no credentials
+(the session's CLI synth, tests/infra/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
+import json
 from pathlib import Path
 
 import pytest
 
 from mlops.stages import names
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import CliSynth
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_cdk_cli_synthesizes_each_stage(stage: str, tmp_path: Path) -> None:
-    cdk = ROOT / "node_modules" / ".bin" / "cdk"
-    assert cdk.exists(), "the pinned CDK CLI is missing: run `make install`"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        CDK_DISABLE_VERSION_CHECK="1",
-        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
-        AWS_EC2_METADATA_DISABLED="true",
-        PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}",
-    )
-    result = subprocess.run(
-        [str(cdk), "synth", "--quiet", "-c", f"stage={stage}", "-o", str(tmp_path / "out")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    stack = names(stage=stage).build_stack if stage == "dev" else names(stage=stage).deploy_stack
-    assert (tmp_path / "out" / f"{stack}.template.json").exists()
+def test_cdk_cli_synthesizes_a_stage_with_cloudformation_validation(cli_synth: CliSynth) -> None:
+    assert cli_synth.returncode == 0, cli_synth.output
+    stack = names(stage=cli_synth.stage).deploy_stack
+    assert (cli_synth.outdir / f"{stack}.template.json").exists()
+
+
+def _without_path_metadata(template: Path) -> str:
+    """The template as written (key order kept), less the `aws:cdk:path` metadata that the CLI
+    asks for and an in-process app does not."""
+    content = json.loads(template.read_text())
+    for resource in content.get("Resources", {}).values():
+        metadata = resource.get("Metadata", {})
+        metadata.pop("aws:cdk:path", None)
+        if not metadata:
+            resource.pop("Metadata", None)
+    return json.dumps(content, indent=1)
+
+
+@pytest.mark.slow
+def test_synth_is_deterministic(cli_synth: CliSynth, cdk_outs: dict[str, Path]) -> None:
+    """The CLI's synth and the session's in-process synth of the same stage, in two processes:
+    the same templates, down to the order of keys."""
+    assert cli_synth.returncode == 0, cli_synth.output
+    session = cdk_outs[cli_synth.stage]
+    names = sorted(p.name for p in session.glob("*.template.json"))
+    assert names == sorted(p.name for p in cli_synth.outdir.glob("*.template.json"))
+    for name in names:
+        cli, here = cli_synth.outdir / name, session / name
+        assert _without_path_metadata(cli) == _without_path_metadata(here), name
