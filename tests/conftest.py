@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated MLOPS_HOME per test, the local definition built once per worker."""
+"""Shared fixtures: an isolated MLOPS_HOME per test, the local definition built once per worker,
+and the worker groups that keep each expensive session fixture to one worker."""
 
 from __future__ import annotations
 
@@ -12,22 +13,63 @@ import pytest
 from mlops.home import Home
 from mlops.local import DEMO_DATA
 
+# A test that uses one of these fixtures runs on the worker of its group (`pytest -n 2 --dist
+# loadgroup`): a session fixture is built once per worker, and these cost a pipeline run, the
+# CDK synths or a server each. The first match names the group.
+WORKER_GROUPS = {
+    "demo_run": "demo-run",
+    "cdk_outs": "cdk",
+    "cli_synth": "cdk",
+    "ci_calls": "cdk",
+    "metrics_server": "metrics-server",
+}
 
-@pytest.fixture(autouse=True)
-def _no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test may reach a real account: no credentials, a fixed region."""
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        group = next((g for name, g in WORKER_GROUPS.items() if name in fixtures), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+            if getattr(config.option, "loadgroup", False):  # on an xdist worker
+                _name_group_in_node_id(item, group)
+
+
+def _name_group_in_node_id(item: pytest.Item, group: str) -> None:
+    """xdist's loadgroup scheduler reads the group from the node id (``id@group``), which
+    pytest-xdist 3.8 sets through ``_nodeid``, an attribute pytest 9.2 no longer reads, so the
+    groups were silently ignored (pytest-dev/pytest-xdist#1386): set the id pytest 9.2 reads."""
+    from _pytest.nodeid import NodeId
+
+    if isinstance(getattr(item, "_id", None), NodeId) and "@" not in item.nodeid:
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
+
+
+def offline(patch: pytest.MonkeyPatch) -> None:
+    """No real account (no credentials, a fixed region), and no experiment tracking: `pipeline
+    run` logs to MLflow by default, and a new store per test home costs seconds; only the
+    tracking tests (tests/mlops/test_tracking.py, with --track) pay for it."""
     for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        patch.delenv(name, raising=False)
+    patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    patch.setenv("MLOPS_TRACK", "false")
+    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.fixture(autouse=True)
-def _no_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`pipeline run` logs to MLflow by default, and a new store per test home costs seconds:
-    only the tracking tests (tests/mlops/test_tracking.py, with --track) pay for it."""
-    monkeypatch.setenv("MLOPS_TRACK", "false")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    offline(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy machine is no failure: a local endpoint's server gets ten minutes to answer (a
+    server that exits is still reported at once)."""
+    import mlops.endpoints
+
+    monkeypatch.setattr(mlops.endpoints, "START_TIMEOUT_SECONDS", 600)
 
 
 @pytest.fixture

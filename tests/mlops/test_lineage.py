@@ -13,33 +13,34 @@ import pytest
 from mlops.aws import Aws
 from mlops.cli import main
 from mlops.endpoints import EndpointRecord
-from mlops.executor.records import ExecutionRecord
-from mlops.executor.runner import LocalPipelineExecutor
+from mlops.executor.records import ExecutionRecord, list_executions
 from mlops.home import Home
 from mlops.lineage import aws_lineage, local_lineage
-from mlops.local import DEMO_DATA, DEMO_TARGET, LOCAL_IMAGE, upload_dataset
+from mlops.local import DEMO_DATA, DEMO_TARGET, LOCAL_IMAGE
 from mlops.registry import LocalModelRegistry
 from mlops.store import LocalObjectStore
 from sagemaker_jobs.digests import file_sha256
+from tests.conftest import offline
 from tests.mlops.aws_fakes import answer
+from tests.mlops.conftest import DemoRun, run_cli
 
 GROUP = "mlops-tabular"
 DATA_SHA256 = file_sha256(DEMO_DATA)
 
 
 @pytest.fixture(scope="module")
-def two_runs(
-    tmp_path_factory: pytest.TempPathFactory, local_definition: dict[str, Any]
-) -> tuple[Home, ExecutionRecord, ExecutionRecord]:
-    home = Home(tmp_path_factory.mktemp("lineage") / "home")
-    uri = upload_dataset(LocalObjectStore(home.store), DEMO_DATA)
-    executor = LocalPipelineExecutor(home, LocalModelRegistry(home.registry), image_uri=LOCAL_IMAGE)
-    overrides = {"InputDataUri": uri, "TargetColumn": DEMO_TARGET}
-    return (
-        home,
-        executor.run(local_definition, overrides),
-        executor.run(local_definition, overrides),
-    )
+def two_runs(demo_run: DemoRun) -> tuple[Home, ExecutionRecord, ExecutionRecord]:
+    """The session's demo run (version 1), then `mlops pipeline run` again in its home, which
+    registers version 2 (no other test runs a pipeline in that home)."""
+    home = demo_run.home
+    before = {r.execution_id for r in list_executions(home.runs)}
+    with pytest.MonkeyPatch.context() as patch:
+        offline(patch)
+        patch.setenv("MLOPS_HOME", str(home.root))
+        code, out, err = run_cli(["pipeline", "run"])
+    assert code == 0, out + err
+    (second,) = [r for r in list_executions(home.runs) if r.execution_id not in before]
+    return home, demo_run.record, second
 
 
 def _serve(home: Home, name: str, arn: str) -> None:

@@ -13,13 +13,13 @@ import pytest
 
 from mlops.aws import Aws
 from mlops.cli import main
-from mlops.executor.runner import LocalPipelineExecutor
 from mlops.home import HOME_ENV, Home
-from mlops.local import DEMO_DATA, DEMO_TARGET, LOCAL_IMAGE, upload_dataset
+from mlops.local import DEMO_DATA
 from mlops.model_card.content import CardSources, build_card, render_markdown
 from mlops.registry import LocalModelRegistry, ModelPackage
 from mlops.store import LocalObjectStore
 from sagemaker_jobs.digests import file_sha256
+from tests.mlops.conftest import DemoRun
 
 AWS = ["--target", "aws", "--stage", "dev"]
 EVALUATION = {
@@ -98,15 +98,11 @@ def test_card_has_the_model_card_schema_shape_and_every_fact(model_dir: Path) ->
 
 
 # a pipeline-registered version, and the commands on it ------------------------------------
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, local_definition: dict[str, Any]) -> Home:
-    """One real run of the definition (`mlops pipeline run` itself is tested in
-    test_pipeline_run, which checks that it prints the report and the card)."""
-    home = Home(tmp_path_factory.mktemp("card") / "home")
-    uri = upload_dataset(LocalObjectStore(home.store), DEMO_DATA)
-    executor = LocalPipelineExecutor(home, LocalModelRegistry(home.registry), image_uri=LOCAL_IMAGE)
-    executor.run(local_definition, {"InputDataUri": uri, "TargetColumn": DEMO_TARGET})
-    return home
+@pytest.fixture
+def demo(demo_run: DemoRun) -> Home:
+    """The session's demo run (`mlops pipeline run` itself is tested in test_pipeline_run,
+    which checks that it prints the report and the card); its version 1 is the run's."""
+    return demo_run.home
 
 
 @pytest.mark.slow
@@ -118,7 +114,7 @@ def test_card_of_a_run_holds_its_lineage_and_artifact_hash(
     path = Path(capsys.readouterr().out.strip())
     assert path == demo.root / "models/local/mlops-tabular/1/model-card.json"
     content = json.loads(path.read_text())
-    (package,) = LocalModelRegistry(demo.registry).list_model_packages("mlops-tabular")
+    package = LocalModelRegistry(demo.registry).describe_model_package("mlops-tabular", 1)
     custom = content["additional_information"]["custom_details"]
     archive = LocalObjectStore(demo.store).path_for(package.model_data_url)
     assert custom["model_artifact_sha256"] == file_sha256(archive)
@@ -153,11 +149,16 @@ def test_a_version_from_before_reports_gets_its_report_rebuilt(
     demo: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(HOME_ENV, str(demo.root))
-    (package,) = LocalModelRegistry(demo.registry).list_model_packages("mlops-tabular")
+    package = LocalModelRegistry(demo.registry).describe_model_package("mlops-tabular", 1)
     store = LocalObjectStore(demo.store)
     evaluation_dir = store.path_for(package.model_data_url).parents[3] / "evaluate/evaluation"
-    (evaluation_dir / "report.html").unlink()  # as an Evaluate step before reports left it
-    assert main(["models", "report", "1", "--output", str(tmp_path)]) == 0
+    report = evaluation_dir / "report.html"
+    kept = report.read_bytes()  # the session's run: put back for the tests after this one
+    report.unlink()  # as an Evaluate step before reports left it
+    try:
+        assert main(["models", "report", "1", "--output", str(tmp_path)]) == 0
+    finally:
+        report.write_bytes(kept)
     html = (tmp_path / "report.html").read_text()
     assert len(re.findall(r'<img src="data:image/png', html)) == 5
     assert "threshold 0.7" in html

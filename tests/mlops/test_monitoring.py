@@ -27,6 +27,7 @@ from sagemaker_jobs import data
 from sagemaker_jobs.baseline import Baseline, read_baseline, write_baseline
 from tests.browser import render
 from tests.mlops.captures import as_requests, capture, shifted
+from tests.mlops.conftest import DemoRun
 
 GROUP = "mlops-tabular"
 PREFIX = "s3://mlops-local/pipelines/mlops-tabular/20261128-000000-abcdef"
@@ -266,16 +267,18 @@ def test_cli_baseline_shows_a_registered_one_and_recomputes_a_missing_one(
 
 @pytest.mark.slow
 def test_the_demo_pipeline_endpoint_and_drift_check_end_to_end(
-    home: Home,
+    demo_run: DemoRun,
     holdout: pd.DataFrame,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """pipeline run -> approve -> deploy with capture -> invoke -> monitor drift (its version)."""
+    """pipeline run (the session's) -> approve -> deploy with capture -> invoke -> monitor drift
+    (its version)."""
     from mlops.endpoints import LocalEndpoints
 
-    monkeypatch.setenv("MLOPS_TRACK", "false")  # experiment tracking is not under test here
-    assert main(["pipeline", "run"]) == 0
+    home = demo_run.home
+    monkeypatch.setenv("MLOPS_HOME", str(home.root))
+    assert demo_run.code == 0
     assert main(["models", "approve", "1"]) == 0
     assert (
         main(["endpoint", "deploy", "--name", "demo", "--capture-percent", "100", "--workers", "1"])

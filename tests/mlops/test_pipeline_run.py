@@ -17,6 +17,7 @@ from mlops.home import Home
 from mlops.local import DEMO_DATA
 from mlops.registry import LocalModelRegistry
 from mlops.store import LocalObjectStore
+from tests.mlops.conftest import DemoRun
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +27,12 @@ def packages(home: Home) -> list:
 
 
 def test_demo_run_registers_a_model_above_the_gate(
-    home: Home, capsys: pytest.CaptureFixture[str]
+    demo_run: DemoRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert main(["pipeline", "run"]) == 0
-    printed = capsys.readouterr()
-    record = find_execution(home.runs, "latest")
+    """The session's demo run (its tracking store cannot be created, which must not matter)."""
+    home = demo_run.home
+    assert demo_run.code == 0, demo_run.out + demo_run.err
+    record = demo_run.record
     assert record.status == "Succeeded"
     assert [(s.name, s.status) for s in record.steps] == [
         ("Fingerprint", "Succeeded"),
@@ -40,7 +42,7 @@ def test_demo_run_registers_a_model_above_the_gate(
         ("QualityGate", "Succeeded"),
         ("RegisterModel", "Succeeded"),
     ]
-    (package,) = packages(home)
+    (package,) = demo_run.packages  # as the run left them (other tests add versions, approve)
     assert package.approval_status == "PendingManualApproval"
     gate = package.metrics["quality_gate"]
     assert gate["metric"] == "accuracy" and gate["value"] >= 0.9
@@ -64,17 +66,19 @@ def test_demo_run_registers_a_model_above_the_gate(
     run_dir = Path(record.run_dir)
     assert (run_dir / "steps/Train/opt/ml/input/config/hyperparameters.json").exists()
     assert "validation:accuracy=" in (run_dir / "steps/Train/log.txt").read_text()
-    assert "Model package:  mlops-tabular version 1" in printed.out
-    assert record.run_dir in printed.out
+    assert "Model package:  mlops-tabular version 1" in demo_run.out
+    assert record.run_dir in demo_run.out
     # The registered version's evaluation report and model card, written and named.
     docs = home.root / "models/local/mlops-tabular/1"
-    assert f"Report:         {docs / 'report.html'}" in printed.out
-    assert f"Model card:     {docs / 'model-card.md'}" in printed.out
+    assert f"Report:         {docs / 'report.html'}" in demo_run.out
+    assert f"Model card:     {docs / 'model-card.md'}" in demo_run.out
     assert (docs / "report.html").stat().st_size > 10_000 and (docs / "model-card.json").exists()
     assert package.metadata["DatasetSha256"] in (docs / "model-card.md").read_text()
 
+    monkeypatch.setenv("MLOPS_HOME", str(home.root))
     assert main(["models", "approve", "1", "--description", "ok by test"]) == 0
-    assert packages(home)[0].approval_status == "Approved"
+    approved = LocalModelRegistry(home.registry).describe_model_package("mlops-tabular", 1)
+    assert approved.approval_status == "Approved"
 
 
 def _breast_cancer(path: Path) -> Path:

@@ -34,6 +34,7 @@ from mlops.tracking import (
     resolve_tracking_uri,
 )
 from tests.mlops.aws_fakes import answer
+from tests.mlops.conftest import DemoRun
 
 
 def client(uri: str) -> Any:
@@ -42,25 +43,22 @@ def client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
-@pytest.fixture(scope="module")
-def tracked_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Home, str, str]]:
-    """One demo run whose tracking fails (a store path under a file), then the printed retry.
+Tracked = tuple[Home, str, str, ExecutionRecord]
 
-    Yields the home, what `pipeline run` printed, and what the retry printed."""
-    root = tmp_path_factory.mktemp("tracked")
-    blocker = root / "not-a-folder"
-    blocker.write_text("a file where the store's folder should be")
-    broken = f"sqlite:///{blocker}/mlflow.db"
+
+@pytest.fixture(scope="module")
+def tracked_run(demo_run: DemoRun) -> Iterator[Tracked]:
+    """The session's demo run, whose tracking failed (its store's path runs under a file), then
+    the printed retry into the home's own store.
+
+    Yields the home, what `pipeline run` printed, what the retry printed, and the execution."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLOPS_HOME", str(root / "home"))
+        patch.setenv("MLOPS_HOME", str(demo_run.home.root))
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        code, printed = _run(["pipeline", "run", "--track", "--tracking-uri", broken])
-        assert code == 0, printed  # a tracking failure does not fail the execution
-        home = Home.from_env()
-        execution_id = find_execution(home.runs, "latest").execution_id
-        code, retried = _run(["experiments", "log", execution_id])  # the printed retry
+        assert demo_run.code == 0, demo_run.out + demo_run.err  # tracking does not fail it
+        code, retried = _run(["experiments", "log", demo_run.execution_id])  # the printed retry
         assert code == 0, retried
-        yield home, printed, retried
+        yield demo_run.home, demo_run.out + demo_run.err, retried, demo_run.record
 
 
 def _run(argv: list[str]) -> tuple[int, str]:
@@ -73,10 +71,9 @@ def _run(argv: list[str]) -> tuple[int, str]:
 
 @pytest.mark.slow
 def test_tracking_failure_keeps_the_execution_and_says_how_to_retry(
-    tracked_run: tuple[Home, str, str],
+    tracked_run: Tracked,
 ) -> None:
-    home, printed, _ = tracked_run
-    record = find_execution(home.runs, "latest")
+    _, printed, _, record = tracked_run
     assert record.status == "Succeeded"
     assert "Model package:  mlops-tabular version 1" in printed
     assert "Tracking failed: logging execution" in printed and "not-a-folder" in printed
@@ -88,10 +85,9 @@ def test_tracking_failure_keeps_the_execution_and_says_how_to_retry(
 
 @pytest.mark.slow
 def test_logged_run_holds_params_metrics_tags_and_artifacts(
-    tracked_run: tuple[Home, str, str],
+    tracked_run: Tracked,
 ) -> None:
-    home, _, retried = tracked_run
-    record = find_execution(home.runs, "latest")
+    home, _, retried, record = tracked_run
     uri = local_tracking_uri(home)
     assert f"in experiment mlops-tabular at {uri}" in retried
     mlflow = client(uri)
@@ -125,15 +121,14 @@ def test_logged_run_holds_params_metrics_tags_and_artifacts(
 
 @pytest.mark.slow
 def test_logging_again_is_a_no_op_and_a_half_logged_run_is_replaced(
-    tracked_run: tuple[Home, str, str], capsys: pytest.CaptureFixture[str]
+    tracked_run: Tracked, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    home, _, _ = tracked_run
-    record = find_execution(home.runs, "latest")
+    home, _, _, record = tracked_run
     uri = local_tracking_uri(home)
     mlflow = client(uri)
     experiment_id = mlflow.get_experiment_by_name("mlops-tabular").experiment_id
     (first,) = mlflow.search_runs([experiment_id])
-    assert main(["experiments", "log", "latest"]) == 0
+    assert main(["experiments", "log", record.execution_id]) == 0  # others run in this home
     assert f"already logged: MLflow run {first.info.run_id}" in capsys.readouterr().out
     # A failure mid-way leaves a run without the completion tag: a retry replaces it.
     mlflow.set_tag(first.info.run_id, COMPLETE_TAG, "false")
@@ -498,10 +493,9 @@ def test_log_a_sagemaker_execution_from_its_jobs_and_s3(
 
 @pytest.mark.slow
 def test_a_cache_hit_takes_its_hyperparameters_from_the_execution_it_reused(
-    tracked_run: tuple[Home, str, str],
+    tracked_run: Tracked,
 ) -> None:
-    home, _, _ = tracked_run
-    first = find_execution(home.runs, "latest")
+    home, _, _, first = tracked_run
     again = ExecutionRecord.load(first.path)
     again.execution_id, again.run_dir = "20261128-235959-cached", str(home.runs / "cached")
     for step in again.steps:
@@ -513,12 +507,12 @@ def test_a_cache_hit_takes_its_hyperparameters_from_the_execution_it_reused(
 
 @pytest.mark.slow
 def test_tuning_trials_become_runs_nested_under_the_execution(
-    tracked_run: tuple[Home, str, str],
+    tracked_run: Tracked,
 ) -> None:
     """A record shaped as the executor writes a Tuning step: trials with their hyperparameters,
     metrics and status; the best one's hyperparameters are the execution's."""
-    home, _, _ = tracked_run
-    tuned = ExecutionRecord.load(find_execution(home.runs, "latest").path)
+    home, _, _, record = tracked_run
+    tuned = ExecutionRecord.load(record.path)
     tuned.execution_id, tuned.run_dir = "20261128-235959-tuned", str(home.runs / "tuned")
     train = next(s for s in tuned.steps if s.name == "Train")
     train.type, train.outputs["BestTrainingJob"] = "Tuning", "train-tuned-002"
