@@ -7,8 +7,8 @@ from pathlib import Path
 
 from mlops.errors import MlopsError, NotFound
 from mlops.registry import ModelPackage
+from mlops.stages import DEFAULT_PROJECT
 from mlops.store import LocalObjectStore
-from mlops.target import DEFAULT_PROJECT
 from sagemaker_jobs.digests import file_entries, tree_sha256
 from sagemaker_jobs.pipeline import PipelineSettings
 from sagemaker_jobs.tuning import TuningSettings

@@ -9,7 +9,7 @@ from mlops.aws import Aws, explained
 from mlops.errors import MlopsError
 from mlops.home import Home
 from mlops.registry.base import ModelPackage, ModelRegistry
-from mlops.target import EndpointView, ExecutionRow, ShowSteps, StepRow, TargetKind
+from mlops.target.base import EndpointView, ExecutionRow, ShowSteps, StepRow, TargetKind
 
 if TYPE_CHECKING:
     from mlops.lineage import Lineage

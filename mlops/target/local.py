@@ -11,7 +11,14 @@ from mlops.home import Home
 from mlops.registry.base import ModelPackage, ModelRegistry
 from mlops.registry.local import LocalModelRegistry
 from mlops.store import LocalObjectStore
-from mlops.target import DEFAULT_PROJECT, EndpointView, ExecutionRow, ShowSteps, StepRow, TargetKind
+from mlops.target.base import (
+    DEFAULT_PROJECT,
+    EndpointView,
+    ExecutionRow,
+    ShowSteps,
+    StepRow,
+    TargetKind,
+)
 
 if TYPE_CHECKING:
     from mlops.endpoints import LocalEndpoints

@@ -61,7 +61,13 @@ def test_demo_run_registers_a_model_above_the_gate(
     # The artifact is model.tar.gz packed from /opt/ml/model, as SageMaker packs it.
     archive = LocalObjectStore(home.store).path_for(package.model_data_url)
     with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == ["manifest.json", "model.joblib"]
+        # Beside the scikit-learn model, its compiled form (inference/compiled.py serves it).
+        assert sorted(tar.getnames()) == [
+            "compiled.json",
+            "manifest.json",
+            "model.joblib",
+            "trees.onnx",
+        ]
     # Each step kept its /opt/ml tree and its log in the run directory.
     run_dir = Path(record.run_dir)
     assert (run_dir / "steps/Train/opt/ml/input/config/hyperparameters.json").exists()
@@ -165,7 +171,8 @@ def test_corrupt_input_fails_preprocess_and_registers_nothing(
     make(data)
     assert main(["pipeline", "run", "--data", str(data), "--target", "species"]) == 1
     record = find_execution(home.runs, "latest")
-    (step,) = record.steps
+    fingerprint, step = record.steps  # the uncached Fingerprint step reads any bytes
+    assert (fingerprint.name, fingerprint.status) == ("Fingerprint", "Succeeded")
     assert (step.name, step.status) == ("Preprocess", "Failed")
     assert reason in (step.failure_reason or "")
     assert reason in capsys.readouterr().err.replace("\n", " ")

@@ -176,7 +176,7 @@ def test_logs_print_a_step_or_every_step(
     every = capsys.readouterr().out
     assert "==> Preprocess" in every and "==> Evaluate" in every and train_log in every
     assert main(["pipeline", "logs", execution, "Nope"]) == 3
-    assert "has no step 'Nope' (it ran: Preprocess, Train" in capsys.readouterr().err
+    assert "has no step 'Nope' (it ran: Fingerprint, Preprocess, Train" in capsys.readouterr().err
 
 
 def test_watch_follows_a_log_until_its_step_ends(tmp_path: Path) -> None:
