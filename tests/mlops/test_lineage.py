@@ -31,7 +31,8 @@ DATA_SHA256 = file_sha256(DEMO_DATA)
 @pytest.fixture(scope="module")
 def two_runs(demo_run: DemoRun) -> tuple[Home, ExecutionRecord, ExecutionRecord]:
     """The session's demo run (version 1), then `mlops pipeline run` again in its home, which
-    registers version 2 (no other test runs a pipeline in that home)."""
+    registers version 2 (the only other run there, test_pipeline_run's unreachable threshold,
+    registers nothing)."""
     home = demo_run.home
     before = {r.execution_id for r in list_executions(home.runs)}
     with pytest.MonkeyPatch.context() as patch:

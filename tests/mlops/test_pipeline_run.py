@@ -12,7 +12,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from mlops.cli import main
-from mlops.executor.records import find_execution
+from mlops.executor.records import find_execution, list_executions
 from mlops.home import Home
 from mlops.local import DEMO_DATA
 from mlops.registry import LocalModelRegistry
@@ -130,16 +130,21 @@ def test_bring_your_own_regression_parquet(
 
 
 def test_unreachable_threshold_ends_at_the_fail_step(
-    home: Home, capsys: pytest.CaptureFixture[str]
+    demo_run: DemoRun, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The demo again, in the session run's home, with a threshold no model reaches: the steps
+    before Evaluate come from the cache, the gate decides afresh."""
+    home = demo_run.home
+    monkeypatch.setenv("MLOPS_HOME", str(home.root))
+    registered, before = packages(home), {r.execution_id for r in list_executions(home.runs)}
     assert main(["pipeline", "run", "--param", "QualityThreshold=0.999"]) == 1
-    record = find_execution(home.runs, "latest")
+    (record,) = [r for r in list_executions(home.runs) if r.execution_id not in before]
     assert record.status == "Failed"
     assert [s.name for s in record.steps][-2:] == ["QualityGate", "QualityGateFailed"]
     reason = record.steps[-1].failure_reason or ""
     assert "accuracy" in reason and "0.999" in reason and "nothing was registered" in reason
     assert "0.999" in capsys.readouterr().err
-    assert packages(home) == []
+    assert packages(home) == registered  # nothing new
 
 
 def _missing_target(path: Path) -> None:
