@@ -30,15 +30,16 @@ DATA_SHA256 = file_sha256(DEMO_DATA)
 
 @pytest.fixture(scope="module")
 def two_runs(demo_run: DemoRun) -> tuple[Home, ExecutionRecord, ExecutionRecord]:
-    """The session's demo run (version 1), then `mlops pipeline run` again in its home, which
-    registers version 2 (the only other run there, test_pipeline_run's unreachable threshold,
-    registers nothing)."""
+    """The session's demo run (version 1), then `mlops pipeline run` again in its home with another
+    estimator, which registers version 2 (a byte-identical model would register nothing, and
+    the only other run there, test_pipeline_run's unreachable threshold, registers nothing):
+    Preprocess comes from the first run's cache, Train and Evaluate run anew."""
     home = demo_run.home
     before = {r.execution_id for r in list_executions(home.runs)}
     with pytest.MonkeyPatch.context() as patch:
         offline(patch)
         patch.setenv("MLOPS_HOME", str(home.root))
-        code, out, err = run_cli(["pipeline", "run"])
+        code, out, err = run_cli(["pipeline", "run", "-p", "Estimator=random_forest"])
     assert code == 0, out + err
     (second,) = [r for r in list_executions(home.runs) if r.execution_id not in before]
     return home, demo_run.record, second
@@ -56,22 +57,22 @@ def _serve(home: Home, name: str, arn: str) -> None:
 
 
 @pytest.mark.slow
-def test_the_second_run_takes_every_job_step_from_the_cache(
+def test_the_second_run_takes_preprocess_from_the_cache(
     two_runs: tuple[Home, ExecutionRecord, ExecutionRecord],
 ) -> None:
     home, first, second = two_runs
     hits = {s.name: s.cache_hit for s in second.steps}
     assert hits == {
         "Fingerprint": None,  # uncached: it hashes the data in every execution
-        "Preprocess": first.execution_id,
-        "Train": first.execution_id,
-        "Evaluate": first.execution_id,
+        "Preprocess": first.execution_id,  # same data, same arguments
+        "Train": None,  # another estimator: a new model
+        "Evaluate": None,
         "QualityGate": None,  # conditions and registration are never cached
         "RegisterModel": None,
     }
     registry = LocalModelRegistry(home.registry)
     v1, v2 = (registry.describe_model_package(GROUP, v) for v in (1, 2))
-    assert v2.model_data_url == v1.model_data_url  # the reused artifact, not a copy
+    assert v2.model_data_url != v1.model_data_url
     assert v2.metadata["PipelineExecutionId"] == second.execution_id
 
 
@@ -91,7 +92,8 @@ def test_local_lineage_walks_from_the_version_back_to_the_data_hash(
     assert found.data.sha256 == DATA_SHA256 == package.metadata["DatasetSha256"]
     steps = {s.name: s for s in found.steps}
     assert [s.name for s in found.steps][:4] == ["Fingerprint", "Preprocess", "Train", "Evaluate"]
-    assert all(steps[n].cache_hit == first.execution_id for n in ("Preprocess", "Train"))
+    assert steps["Preprocess"].cache_hit == first.execution_id
+    assert steps["Train"].cache_hit is None
     assert all(steps[n].image == LOCAL_IMAGE and steps[n].code_version for n in steps if n != "QualityGate" and n != "RegisterModel")  # fmt: skip
     # Each hand-off matches by content hash: data -> Preprocess -> Train -> Evaluate, package.
     assert steps["Preprocess"].inputs[0].sha256 == DATA_SHA256
@@ -129,7 +131,7 @@ def test_lineage_command_prints_the_chain_and_json(
     assert main(["pipeline", "steps", second.execution_id]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
     rows = {line.split("│")[1].strip(): line for line in lines}
-    assert first.execution_id in rows["Train"] and first.execution_id not in rows["QualityGate"]
+    assert first.execution_id in rows["Preprocess"] and first.execution_id not in rows["Train"]
 
 
 def test_a_version_not_registered_by_the_pipeline_has_no_lineage(
