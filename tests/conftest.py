@@ -22,6 +22,7 @@ WORKER_GROUPS = {
     "cli_synth": "cdk",
     "ci_calls": "cdk",
     "metrics_server": "metrics-server",
+    "two_projects": "projects",  # a module fixture, but two workers would each build it
 }
 
 
