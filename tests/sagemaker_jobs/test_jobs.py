@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from sagemaker_jobs import evaluate, preprocess, train
+from sagemaker_jobs import evaluate, preprocess
 from sagemaker_jobs.contract import ROOT_ENV, Paths
+from tests.sagemaker_jobs.jobs import pack_model, run_preprocess, run_train
 
 
 @pytest.fixture
@@ -21,31 +21,7 @@ def opt_ml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Paths:
 
 
 def _preprocess(opt_ml: Paths, table: pd.DataFrame, *args: str) -> int:
-    raw = opt_ml.map("/opt/ml/processing/input/raw")
-    raw.mkdir(parents=True, exist_ok=True)
-    table.to_csv(raw / "data.csv", index=False)
-    return preprocess.main(["--target", "species", *args])
-
-
-def _train(opt_ml: Paths, hyperparameters: dict[str, str] | None = None) -> int:
-    output = opt_ml.map("/opt/ml/processing/output")
-    for channel in ("train", "validation"):
-        shutil.copytree(output / channel, opt_ml.channel(channel, env={}), dirs_exist_ok=True)
-    if hyperparameters is not None:
-        opt_ml.hyperparameters_file.parent.mkdir(parents=True, exist_ok=True)
-        opt_ml.hyperparameters_file.write_text(json.dumps(hyperparameters))
-    return train.main(["train"])
-
-
-def _pack_model(opt_ml: Paths) -> None:
-    target = opt_ml.map("/opt/ml/processing/model")
-    target.mkdir(parents=True)
-    with tarfile.open(target / "model.tar.gz", "w:gz") as tar:
-        for item in opt_ml.model_dir(env={}).iterdir():
-            tar.add(item, arcname=item.name)
-    shutil.copytree(
-        opt_ml.map("/opt/ml/processing/output/test"), opt_ml.map("/opt/ml/processing/test")
-    )
+    return run_preprocess(opt_ml, table, "species", *args)
 
 
 def test_preprocess_train_evaluate_chain(opt_ml: Paths, penguins: pd.DataFrame) -> None:
@@ -62,14 +38,14 @@ def test_preprocess_train_evaluate_chain(opt_ml: Paths, penguins: pd.DataFrame) 
         profile["dataset"]["raw_rows"] == 344 and profile["target"]["class_counts"]["Adelie"] == 150
     )
 
-    assert _train(opt_ml, {"estimator": "random_forest", "n_estimators": "50"}) == 0
+    assert run_train(opt_ml, {"estimator": "random_forest", "n_estimators": "50"}) == 0
     manifest = json.loads((opt_ml.model_dir(env={}) / "manifest.json").read_text())
     assert manifest["hyperparameters"]["n_estimators"] == 50
     assert manifest["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
     assert {f["name"] for f in manifest["features"]} >= {"island", "bill_length_mm", "sex"}
     assert set(manifest["libraries"]) >= {"scikit-learn", "pandas", "numpy", "python"}
 
-    _pack_model(opt_ml)
+    pack_model(opt_ml)
     assert evaluate.main([]) == 0
     report = json.loads(opt_ml.map("/opt/ml/processing/evaluation/evaluation.json").read_text())
     assert report["quality_gate"]["metric"] == "accuracy"
@@ -80,7 +56,7 @@ def test_preprocess_train_evaluate_chain(opt_ml: Paths, penguins: pd.DataFrame) 
 
 def test_bad_hyperparameter_fails_train_with_reason(opt_ml: Paths, penguins: pd.DataFrame) -> None:
     assert _preprocess(opt_ml, penguins) == 0
-    assert _train(opt_ml, {"learning_rate": "fast"}) == 1
+    assert run_train(opt_ml, {"learning_rate": "fast"}) == 1
     reason = opt_ml.failure_file.read_text()
     assert reason.startswith("bad hyperparameters: learning_rate")
     assert not (opt_ml.model_dir(env={}) / "manifest.json").exists()
@@ -88,10 +64,10 @@ def test_bad_hyperparameter_fails_train_with_reason(opt_ml: Paths, penguins: pd.
 
 def test_tampered_model_is_refused_by_evaluate(opt_ml: Paths, penguins: pd.DataFrame) -> None:
     assert _preprocess(opt_ml, penguins) == 0
-    assert _train(opt_ml) == 0
+    assert run_train(opt_ml) == 0
     with (opt_ml.model_dir(env={}) / "model.joblib").open("ab") as handle:
         handle.write(b"tampered")
-    _pack_model(opt_ml)
+    pack_model(opt_ml)
     assert evaluate.main([]) == 1
     assert "does not match the manifest" in opt_ml.failure_file.read_text()
     assert not opt_ml.map("/opt/ml/processing/evaluation/evaluation.json").exists()
@@ -99,8 +75,8 @@ def test_tampered_model_is_refused_by_evaluate(opt_ml: Paths, penguins: pd.DataF
 
 def test_wrong_gate_metric_for_problem_type(opt_ml: Paths, penguins: pd.DataFrame) -> None:
     assert _preprocess(opt_ml, penguins) == 0
-    assert _train(opt_ml) == 0
-    _pack_model(opt_ml)
+    assert run_train(opt_ml) == 0
+    pack_model(opt_ml)
     assert evaluate.main(["--quality-metric", "r2"]) == 1
     assert "is a regression metric" in opt_ml.failure_file.read_text()
 
@@ -123,14 +99,14 @@ def test_train_compiles_and_evaluate_scores_both_ways(
     opt_ml: Paths, penguins: pd.DataFrame
 ) -> None:
     assert _preprocess(opt_ml, penguins) == 0
-    assert _train(opt_ml, {"n_estimators": "20"}) == 0
+    assert run_train(opt_ml, {"n_estimators": "20"}) == 0
     model_dir = opt_ml.model_dir(env={})
     manifest = json.loads((model_dir / "manifest.json").read_text())
     section = manifest["inference"]
     assert section["runtime"] == "onnxruntime"
     assert set(section["files"]) == {"compiled.json", "trees.onnx"}
     assert section["parity"]["split"] == "validation" and section["parity"]["passed"]
-    _pack_model(opt_ml)
+    pack_model(opt_ml)
     assert evaluate.main([]) == 0
     report = json.loads(opt_ml.map("/opt/ml/processing/evaluation/evaluation.json").read_text())
     test_check = report["inference"]["parity"]
@@ -143,7 +119,7 @@ def test_a_manifest_path_outside_the_package_is_refused(
     opt_ml: Paths, penguins: pd.DataFrame
 ) -> None:
     assert _preprocess(opt_ml, penguins) == 0
-    assert _train(opt_ml, {"estimator": "linear"}) == 0
+    assert run_train(opt_ml, {"estimator": "linear"}) == 0
     model_dir = opt_ml.model_dir(env={})
     outside = model_dir.parent / "elsewhere.joblib"
     shutil.copy(model_dir / "model.joblib", outside)
@@ -151,6 +127,6 @@ def test_a_manifest_path_outside_the_package_is_refused(
     (model_dir / "manifest.json").write_text(
         json.dumps({**manifest, "model_file": "../elsewhere.joblib"})
     )
-    _pack_model(opt_ml)
+    pack_model(opt_ml)
     assert evaluate.main([]) == 1
     assert "not a file inside the package" in opt_ml.failure_file.read_text()
