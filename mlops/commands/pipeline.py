@@ -245,6 +245,7 @@ def run(
 ) -> None:
     """Run the pipeline definition locally: preprocess, train, evaluate, gate, register."""
     from mlops.api_requests import check_pipeline
+    from mlops.executor import forked
     from mlops.executor.runner import LocalPipelineExecutor
     from mlops.local import (
         DEMO_DATA,
@@ -273,6 +274,7 @@ def run(
     if data is None:
         overrides.setdefault("TargetColumn", DEMO_TARGET)  # the demo's target, unless -p names one
     err.print(f"Building the pipeline definition and running it on {source} ...")
+    forked.warm()  # the jobs' fork server imports its libraries while the definition is built
     settings = local_settings(tuning=load_tuning(tuning) if tuning else None, project=project)
     definition = json.loads(definition_json(settings))
     # What SageMaker would refuse only after the paid steps is refused before any step here.

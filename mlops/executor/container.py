@@ -14,9 +14,10 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import sagemaker_jobs
+from mlops.executor import forked
 from mlops.executor.outcomes import StepFailed
 from sagemaker_jobs.contract import ROOT_ENV, Paths
 
@@ -26,7 +27,19 @@ IMAGE_COMMANDS = {"train": ["-m", "sagemaker_jobs.train", "train"]}
 PYTHON_NAMES = {"python", "python3"}
 STOP_GRACE_SECONDS = 30  # SageMaker's SIGTERM-to-SIGKILL grace
 
-Started = Callable[[subprocess.Popen[str]], None]
+
+class Job(Protocol):
+    """A running job: a ``subprocess.Popen`` or a ``forked.ForkedJob``."""
+
+    pid: int
+    stdout: Iterator[str]
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+
+Started = Callable[[Job], None]
 
 
 def opt_ml(step_dir: Path) -> Paths:
@@ -67,22 +80,10 @@ def run_container(
         "PYTHONUNBUFFERED": "1",
     }
     log_path = step_dir / "log.txt"
-    with (
-        log_path.open("w", encoding="utf-8") as log,
-        subprocess.Popen(
-            argv,
-            cwd=step_dir,
-            env=child_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # Ctrl-C reaches us; we stop the job the SageMaker way
-        ) as child,
-    ):
+    with log_path.open("w", encoding="utf-8") as log, _start(argv, step_dir, child_env) as child:
         if started:
             started(child)
         try:
-            assert child.stdout is not None
             for line in child.stdout:
                 log.write(line)
                 log_line(name, line.rstrip("\n"))
@@ -99,25 +100,55 @@ def run_container(
         raise StepFailed(name, reason or f"exited with code {code}; see {log_path}")
 
 
-def terminate(child: subprocess.Popen[str]) -> None:
-    """SIGTERM the job's process group, without waiting."""
-    with contextlib.suppress(ProcessLookupError):  # it ended on its own
-        os.killpg(child.pid, signal.SIGTERM)
+@contextlib.contextmanager
+def _start(argv: list[str], cwd: Path, env: dict[str, str]) -> Iterator[Job]:
+    """The job's process: forked from the warm server where it can be, else a new interpreter."""
+    if forked.available(argv[0], argv[1:]):
+        job = forked.start(argv[1:], str(cwd), env)
+        try:
+            yield job
+        finally:
+            job.close()
+        return
+    with subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # Ctrl-C reaches us; we stop the job the SageMaker way
+    ) as child:
+        assert child.stdout is not None
+        yield cast(Job, child)
 
 
-def stop(child: subprocess.Popen[str]) -> None:
-    """SIGTERM the job's process group, then SIGKILL after the grace period."""
+def _signal_group(child: Job, signum: int) -> None:
+    """Signal the job's process group; a forked job may not have made it yet, so then the job."""
     try:
-        os.killpg(child.pid, signal.SIGTERM)
+        os.killpg(child.pid, signum)
+    except ProcessLookupError:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signum)
+
+
+def terminate(child: Job) -> None:
+    """SIGTERM the job's process group, without waiting."""
+    _signal_group(child, signal.SIGTERM)
+
+
+def stop(child: Job) -> None:
+    """SIGTERM the job's process group, then SIGKILL after the grace period."""
+    _signal_group(child, signal.SIGTERM)
+    try:
         child.wait(timeout=STOP_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
+        _signal_group(child, signal.SIGKILL)
         child.wait()
-    except ProcessLookupError:
-        pass
 
 
-def stop_all(children: list[subprocess.Popen[str]]) -> None:
+def stop_all(children: list[Job]) -> None:
     """SIGTERM every job at once, then give each the grace SageMaker gives before SIGKILL."""
     for child in children:
         terminate(child)

@@ -14,7 +14,6 @@ import math
 import os
 import random
 import re
-import subprocess
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlops.executor.container import Started, stop_all, terminate
+from mlops.executor.container import Job, Started, stop_all, terminate
 from mlops.executor.expressions import Context
 from mlops.executor.outcomes import Outcome, Reporter, StepFailed
 from mlops.executor.records import now
@@ -225,14 +224,14 @@ def run_tuning(
         f"tuning job {tuning_job}: {len(trials)} trials, {workers} at a time, "
         f"objective {direction} {metric}" + (f"; {note}" if note else "")
     )
-    live: set[subprocess.Popen[str]] = set()  # the trials' running processes
+    live: set[Job] = set()  # the trials' running processes
     lock = threading.Lock()
     stopping = threading.Event()
 
     def run_trial(trial: Trial) -> None:
-        mine: list[subprocess.Popen[str]] = []
+        mine: list[Job] = []
 
-        def started(child: subprocess.Popen[str]) -> None:
+        def started(child: Job) -> None:
             with lock:
                 live.add(child)
                 mine.append(child)
