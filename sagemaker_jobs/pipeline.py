@@ -409,8 +409,21 @@ def _build(settings: PipelineSettings) -> Pipeline:
     )
 
 
+# A build takes over a second (the SDK's session and step objects) and equal settings give equal
+# bytes (tests/sagemaker_jobs/test_pipeline.py), so a process builds each settings once.
+_built: dict[str, str] = {}
+
+
 def definition_json(settings: PipelineSettings) -> str:
     """The definition as canonical JSON: sorted keys, so equal inputs give equal bytes."""
+    key = settings.model_dump_json()
+    if key not in _built:
+        _built[key] = render_definition(settings)
+    return _built[key]
+
+
+def render_definition(settings: PipelineSettings) -> str:
+    """Build the definition now, uncached (``definition_json`` is the one to call)."""
     pipeline = build_pipeline(settings)
     with _quiet_sdk():
         body = pipeline.definition()

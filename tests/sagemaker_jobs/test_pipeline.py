@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sagemaker_jobs.pipeline import PipelineSettings, definition_json
+from sagemaker_jobs.pipeline import PipelineSettings, definition_json, render_definition
 
 SETTINGS = dict(
     image_uri="123456789012.dkr.ecr.eu-west-1.amazonaws.com/mlops:abc",
@@ -145,8 +145,10 @@ def test_registration_carries_metrics_and_lineage(built: dict[str, Any]) -> None
 
 def test_two_builds_are_byte_identical_across_processes() -> None:
     settings = PipelineSettings(**SETTINGS)
-    first, second = definition_json(settings), definition_json(settings)
+    first, second = render_definition(settings), render_definition(settings)
     assert first == second
+    assert definition_json(settings) == first  # built once per process, then reused
+    assert definition_json(settings) is definition_json(settings)
     code = (
         "import json,sys; from sagemaker_jobs.pipeline import PipelineSettings, definition_json;"
         "sys.stdout.write(definition_json(PipelineSettings(**json.loads(sys.argv[1]))))"
@@ -167,7 +169,7 @@ def test_building_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError(f"the builder called AWS: {operation}")
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)
-    body = definition_json(PipelineSettings(**{**SETTINGS, "bucket": "another-bucket"}))
+    body = render_definition(PipelineSettings(**{**SETTINGS, "bucket": "another-bucket"}))
     assert "s3://another-bucket/" in body
 
 
