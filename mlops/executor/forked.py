@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -102,33 +103,50 @@ def warm() -> None:
 
 
 class ForkedJob:
-    """The parts of ``subprocess.Popen`` the executor uses: ``pid``, ``stdout``, ``wait``."""
+    """The parts of ``subprocess.Popen`` the executor uses: ``pid``, ``stdout``, ``wait``, ``poll``.
+
+    Safe to wait on from several threads (a stop beside the thread running the job): the fork
+    server sends a job's exit status once, so only one thread at a time may read it."""
 
     def __init__(self, process: BaseProcess, output: socket.socket, argv: list[str]) -> None:
         self._process, self._socket, self.args = process, output, argv
-        self._code: int | None = None  # kept once the process object is closed
+        self._code: int | None = None
+        self._reading = threading.Lock()
         assert process.pid is not None
         self.pid: int = process.pid
         self.stdout: Iterator[str] = output.makefile("r", encoding="utf-8", errors="replace")
 
     def wait(self, timeout: float | None = None) -> int:
-        code = self._code
-        if code is None:
-            self._process.join(timeout)
-            code = self._process.exitcode
-        if code is None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._reading.acquire(timeout=-1 if timeout is None else timeout):
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
-        return code
+        try:
+            if self._code is None:
+                self._process.join(None if deadline is None else deadline - time.monotonic())
+                self._code = self._process.exitcode
+        finally:
+            self._reading.release()
+        if self._code is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return self._code
 
     def poll(self) -> int | None:
-        return self._code if self._code is not None else self._process.exitcode
+        if self._reading.acquire(blocking=False):
+            try:
+                if self._code is None:
+                    self._code = self._process.exitcode
+            finally:
+                self._reading.release()
+        return self._code
 
     def close(self) -> None:
         self.stdout.close()  # type: ignore[attr-defined]
         self._socket.close()
-        self._code = self._process.exitcode
-        if self._code is not None:
-            self._process.close()
+        with self._reading:
+            if self._code is None:
+                self._code = self._process.exitcode
+            if self._code is not None:
+                self._process.close()
 
 
 def start(argv: list[str], cwd: str, env: dict[str, str]) -> ForkedJob:
