@@ -17,6 +17,7 @@ thread budget is applied at run time (``sagemaker_jobs.resources``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import multiprocessing
 import multiprocessing.forkserver
@@ -32,6 +33,7 @@ import time
 from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 # What the jobs import before they start; an import that fails here is simply done by the job.
 PRELOAD = [
@@ -156,7 +158,8 @@ def start(argv: list[str], cwd: str, env: dict[str, str]) -> ForkedJob:
         process = _forkserver().Process(
             target=_job_main, args=(argv, cwd, env, theirs), name=f"job {' '.join(argv[:2])}"
         )
-        process.start()
+        with _lock, _caller_main_hidden():
+            process.start()
     except BaseException:
         ours.close()
         raise
@@ -164,6 +167,31 @@ def start(argv: list[str], cwd: str, env: dict[str, str]) -> ForkedJob:
         theirs.close()  # the child has its own copy
     ours.shutdown(socket.SHUT_WR)
     return ForkedJob(process, ours, argv)
+
+
+@contextlib.contextmanager
+def _caller_main_hidden() -> Iterator[None]:
+    """While a job starts, hide the caller's ``__main__`` from ``multiprocessing``.
+
+    It re-imports the parent's main module in every child (so that functions defined there can
+    be unpickled). A job needs nothing from it: the import would cost every job the CLI's
+    imports, and a caller's script without an ``if __name__ == "__main__"`` guard would run
+    again inside each job."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved: dict[str, Any] = {
+        name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__
+    }
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+        if "__spec__" not in saved:
+            del main.__spec__
 
 
 def _job_main(argv: list[str], cwd: str, env: dict[str, str], output: socket.socket) -> None:

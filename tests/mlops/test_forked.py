@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -133,3 +134,25 @@ def _ended(pid: int) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_a_callers_script_without_a_main_guard_does_not_run_again_in_a_job(
+    step_dir: Path, tmp_path: Path
+) -> None:
+    """multiprocessing re-imports the parent's __main__ in each child; the fork server's jobs
+    must not (a notebook's or a script's top level would run again inside every job)."""
+    caller = tmp_path / "caller.py"
+    caller.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from mlops.executor import container\n"
+        "print('caller top level', flush=True)\n"
+        f"container.run_container('Job', [sys.executable, '-m', 'job_module', '0'], "
+        f"Path({str(step_dir)!r}), {{}}, lambda _, line: print(line, flush=True))\n",
+        encoding="utf-8",
+    )
+    shown = subprocess.run(
+        [sys.executable, str(caller)], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    assert shown.count("caller top level") == 1
+    assert "name __main__" in shown and "atexit ran" in shown
