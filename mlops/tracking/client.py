@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,14 @@ from mlops.tracking.summary import (
     ExecutionSummary,
     ExperimentView,
     LoggedRun,
+    ModelToLog,
     RunView,
     TrackingError,
     rank_runs,
     top_level,
 )
+
+log = logging.getLogger(__name__)
 
 
 def import_in_background() -> threading.Thread:
@@ -143,11 +148,63 @@ def log_execution(summary: ExecutionSummary, uri: str) -> LoggedRun:
             client.set_terminated(
                 nested, TRIAL_STATUS.get(trial.status, "FAILED"), end_time=trial.end_ms
             )
+        if summary.model is not None:
+            _log_model(run_id, summary.model)
         client.set_tag(run_id, COMPLETE_TAG, "true")
         client.set_terminated(
             run_id, RUN_STATUS.get(summary.status, "FAILED"), end_time=summary.end_ms
         )
     return LoggedRun(run_id, summary.experiment, uri, replaced_partial=bool(earlier))
+
+
+MODEL_NAME = "model"  # the logged model's name: runs:/<run id>/model
+EXAMPLE_ROWS = 5
+
+
+def _log_model(run_id: str, model: ModelToLog) -> None:
+    """The trained pipeline as an MLflow scikit-learn model, with its signature and an input
+    example from the test split, so ``mlflow.pyfunc.load_model("runs:/<id>/model")`` works.
+
+    Its requirements are the library versions the Train job recorded in the manifest (MLflow
+    would otherwise infer them by importing the model in a subprocess: seconds, and guesses).
+    A model with date columns also needs this project's ``sagemaker_jobs`` importable: its
+    date features are a function of that package."""
+    import mlflow
+    import mlflow.sklearn
+    import skops
+    import skops.io
+    from mlflow.models import infer_signature
+
+    from sagemaker_jobs import artifacts
+    from sagemaker_jobs.data import Schema, read_split
+
+    with tempfile.TemporaryDirectory(prefix="mlflow-model-") as scratch:
+        fitted, manifest = artifacts.load(artifacts.unpack(model.archive, Path(scratch)))
+    schema = Schema.from_dict(manifest)
+    example = read_split(model.test_split, schema)[list(schema.features)].head(EXAMPLE_ROWS)
+    libraries = manifest.get("libraries", {})
+    requirements = [
+        f"{name}=={libraries[name]}"
+        for name in ("scikit-learn", "pandas", "numpy")
+        if name in libraries
+    ]
+    # MLflow saves with skops, which loads only the types it is told to trust. These are the
+    # types of our own Train job's pipeline (whose file's sha256 the manifest checked above).
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(fitted))
+    # MLflow's advice while saving (type hints, integer columns, pandas deprecations) is about
+    # its own inference, not the user's model: it goes to the debug log, not the terminal.
+    with warnings.catch_warnings(record=True) as advice, mlflow.start_run(run_id=run_id):
+        warnings.simplefilter("always")
+        mlflow.sklearn.log_model(
+            fitted,
+            name=MODEL_NAME,
+            signature=infer_signature(example, fitted.predict(example)),
+            input_example=example,
+            pip_requirements=[*requirements, f"skops=={skops.__version__}"],
+            skops_trusted_types=trusted,
+        )
+    for warning in advice:
+        log.debug("MLflow while logging the model: %s", warning.message)
 
 
 def _view(run: Any) -> RunView:

@@ -19,6 +19,7 @@ from mlops.store import LocalObjectStore
 from mlops.tracking.summary import (
     RUN_STATUS,
     ExecutionSummary,
+    ModelToLog,
     TrackingError,
     ms,
     summarize,
@@ -114,6 +115,11 @@ def summarize_local(
         extra["mlops.failure_reason"] = record.failure_reason
     evaluation = outputs.get("evaluation")
     profile = outputs.get("profile")
+    model = None
+    if outputs.get("ModelArtifacts") and outputs.get("test"):
+        model = ModelToLog(
+            store.path_for(str(outputs["ModelArtifacts"])), store.path_for(str(outputs["test"]))
+        )
     facts = _evaluation(
         store.path_for(evaluation) if evaluation else None,
         store.path_for(profile) / "profile.json" if profile else None,
@@ -133,7 +139,7 @@ def summarize_local(
         package=package,
         extra_tags=extra,
     )
-    return replace(summary, trials=trials)
+    return replace(summary, trials=trials, model=model)
 
 
 def _job_hyperparameters(job_dir: Path, recorded: Mapping[str, Any]) -> dict[str, Any]:

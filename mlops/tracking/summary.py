@@ -46,6 +46,16 @@ class ExecutionSummary:
     tags: dict[str, str]
     artifacts: list[Path] = field(default_factory=list)
     trials: list[ExecutionSummary] = field(default_factory=list)  # tuning trials: nested runs
+    model: ModelToLog | None = None
+
+
+@dataclass(frozen=True)
+class ModelToLog:
+    """The trained model to log as an MLflow model: its ``model.tar.gz`` and the test split
+    (Preprocess's output folder) that gives the input example."""
+
+    archive: Path
+    test_split: Path
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,16 @@ def summarize(
         {f"{HYPERPARAMETER_PREFIX}{k}": str(v)[:_MAX_PARAM] for k, v in hyperparameters.items()}
     )
     metrics: dict[str, float] = {}
-    tags = {EXECUTION_TAG: execution_id, "mlops.execution_status": status, **extra_tags}
+    tags = {
+        EXECUTION_TAG: execution_id,
+        "mlops.execution_status": status,
+        "mlops.project": experiment,  # one experiment per project
+        **extra_tags,
+    }
+    if target := parameters.get("TargetColumn"):
+        tags["mlops.target_column"] = str(target)
+    if uri := parameters.get("InputDataUri"):
+        tags["mlops.dataset_uri"] = str(uri)
     if evaluation is not None:
         for name, entry in evaluation.get("metrics", {}).items():
             value = entry.get("value") if isinstance(entry, dict) else entry
@@ -130,11 +149,15 @@ def summarize(
     metadata = package.get("metadata", {})
     if metadata.get("DatasetSha256"):
         tags["mlops.dataset_sha256"] = str(metadata["DatasetSha256"])
+    if metadata.get("DatasetUri"):
+        tags["mlops.dataset_uri"] = str(metadata["DatasetUri"])
     if metadata.get("CodeVersion"):
         tags["mlops.code_version"] = str(metadata["CodeVersion"])
     if package.get("version") is not None:
         tags["mlops.model_package_version"] = str(package["version"])
         tags["mlops.model_package_arn"] = str(package.get("arn", ""))
+    if uri := tags.get("mlops.dataset_uri"):
+        tags["mlops.dataset_file"] = uri.rstrip("/").rsplit("/", 1)[-1]
     if code := tags.get("mlops.code_version"):
         tags["mlflow.source.git.commit"] = code  # MLflow's UI shows it as the source version
     return ExecutionSummary(

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -117,6 +118,37 @@ def test_logged_run_holds_params_metrics_tags_and_artifacts(
     assert "evaluation.json" in logged and logged == expected
     # The artifacts stay under MLOPS_HOME, not in the working directory.
     assert run.info.artifact_uri.startswith((home.root / "mlflow" / "artifacts").as_uri())
+    assert tags["mlops.project"] == "mlops-tabular" and tags["mlops.target_column"] == "species"
+    assert tags["mlops.dataset_file"] == "penguins.csv"
+
+
+@pytest.mark.slow
+def test_the_run_logs_the_model_that_pyfunc_loads_and_that_predicts_as_served(
+    tracked_run: Tracked, tmp_path: Path
+) -> None:
+    import mlflow
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    from sagemaker_jobs import artifacts
+
+    home, _, _, record = tracked_run
+    uri = local_tracking_uri(home)
+    (run,) = client(uri).search_runs(
+        [client(uri).get_experiment_by_name("mlops-tabular").experiment_id]
+    )
+    with _use_tracking_uri(uri):  # what `runs:/` resolves against
+        loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    schema = loaded.metadata.get_input_schema()
+    features = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    assert schema is not None and schema.input_names()[:5] == features
+    assert (
+        dict(zip(schema.input_names(), schema.input_types(), strict=True))["sex"].name == "string"
+    )
+    rows = pd.read_csv(DEMO_DATA).drop(columns=["species"]).sample(20, random_state=0)
+    train = next(s for s in record.steps if s.name == "Train").outputs["ModelArtifacts"]
+    archive = LocalObjectStore(home.store).path_for(str(train))
+    served, _ = artifacts.load(artifacts.unpack(archive, tmp_path))  # the server's model
+    assert list(loaded.predict(rows)) == list(served.predict(rows))
 
 
 @pytest.mark.slow
