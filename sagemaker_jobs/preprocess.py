@@ -13,8 +13,9 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from sagemaker_jobs import baseline, data
+from sagemaker_jobs import baseline, data, eda
 from sagemaker_jobs.contract import JobError, Paths, run_job, write_json
 from sagemaker_jobs.digests import dataset_sha256, file_entries
 
@@ -88,9 +89,15 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
         write_json(target_dir / "schema.json", schema.to_dict())
         log.info("%s: %d rows", name, len(part))
     write_json(out / "profile" / "profile.json", report)
+    # The EDA page beside the profile, on a bounded sample (sagemaker_jobs/eda.py).
+    eda.write_report(out / "profile" / eda.EDA_FILE, table, schema, source=_source_name(files))
     # The data the model learns from is what served traffic is compared with.
     baseline.write_baseline(out / "baseline", parts[0], schema)
     log.info("baseline: Model Monitor statistics and constraints of the train split")
+
+
+def _source_name(files: Sequence[Path]) -> str:
+    return files[0].name if len(files) == 1 else f"{len(files)} files"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

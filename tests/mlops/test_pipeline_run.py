@@ -198,3 +198,14 @@ def test_dataset_uri_depends_on_names_as_well_as_bytes(tmp_path: Path) -> None:
     second = upload_dataset(store, folder)
     assert first != second
     assert [p.name for p in store.path_for(second).iterdir()] == ["renamed.csv"]
+
+
+@pytest.mark.slow
+def test_preprocess_writes_the_eda_report_beside_the_profile(demo_run: DemoRun) -> None:
+    from mlops.store import LocalObjectStore
+    from sagemaker_jobs.eda import EDA_FILE
+
+    preprocess = next(s for s in demo_run.record.steps if s.name == "Preprocess")
+    profile = LocalObjectStore(demo_run.home.store).path_for(str(preprocess.outputs["profile"]))
+    text = (profile / EDA_FILE).read_text(encoding="utf-8")
+    assert "Exploratory data analysis: penguins.csv" in text and "target species" in text
