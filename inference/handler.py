@@ -85,6 +85,7 @@ class ModelHandler:
         version: str = "",
         compiled: CompiledModel | None = None,
         serving: str = "scikit-learn",
+        input_columns: list[str] | None = None,
     ) -> None:
         self.model = model
         self.features = features  # None: a bring-your-own model without names, fed arrays
@@ -95,6 +96,12 @@ class ModelHandler:
         self.serving = serving  # how and why, for the startup log
         self._names = [f.name for f in features] if features else None
         self._width = len(features) if features else getattr(model, "n_features_in_", None)
+        # Feature selection dropped some of Preprocess's columns: a row of all of them (in their
+        # order) is still accepted, and the dropped values are ignored.
+        self._inputs = input_columns if input_columns and self._names else None
+        self._kept_positions = (
+            [self._inputs.index(n) for n in self._names or []] if self._inputs else None
+        )
 
     # input_fn -------------------------------------------------------------------------
     def input_fn(
@@ -147,7 +154,15 @@ class ModelHandler:
             rows = [row for row in csv.reader(io.StringIO(text)) if row]
         except csv.Error as exc:
             raise BadRequest(f"cannot parse CSV: {exc}") from exc
-        if rows and self._names and {c.strip() for c in rows[0]} == set(self._names):
+        if (
+            rows
+            and self._names
+            and {c.strip() for c in rows[0]}
+            in (
+                set(self._names),
+                set(self._inputs or self._names),
+            )
+        ):
             header = [c.strip() for c in rows.pop(0)]  # a header row: take columns by name
             order = [header.index(n) for n in self._names]
             rows = [[row[i] for i in order] if len(row) == len(header) else row for row in rows]
@@ -210,9 +225,15 @@ class ModelHandler:
                 raise BadRequest(
                     f"row {number} is {type(row).__name__}, not a list of values or a record"
                 )
+            if self._kept_positions and self._inputs and len(row) == len(self._inputs):
+                row = [row[i] for i in self._kept_positions]  # the selected ones, in order
             if len(row) != width:
+                accepted = (
+                    f" or {len(self._inputs)} ({', '.join(self._inputs)})" if self._inputs else ""
+                )
                 raise BadRequest(
-                    f"row {number} has {len(row)} values; the model expects {width} ({', '.join(names)})"
+                    f"row {number} has {len(row)} values; the model expects {width} "
+                    f"({', '.join(names)}){accepted}"
                 )
             matrix.append(row)
         columns: dict[str, Any] = {}
@@ -392,8 +413,15 @@ def model_fn(model_dir: Path) -> ModelHandler:
             raise RuntimeError(f"refusing to serve {model_dir}: {exc}") from exc
         features = [Feature(f["name"], f["kind"]) for f in manifest["features"]]
         log.info("model %s: %s", manifest["sha256"][:12], serving)
+        inputs = manifest.get("input_columns")  # format 2; a format 1 manifest has none
         return ModelHandler(
-            model, features, manifest.get("classes"), manifest["sha256"][:12], compiled, serving
+            model,
+            features,
+            manifest.get("classes"),
+            manifest["sha256"][:12],
+            compiled,
+            serving,
+            inputs if inputs and len(inputs) > len(features) else None,
         )
     path = model_dir / artifacts.MODEL_FILE
     if not path.exists():

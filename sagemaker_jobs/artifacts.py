@@ -27,7 +27,8 @@ def save(model: Any, schema: Schema, model_dir: Path, extra: dict[str, Any]) -> 
     model_path = model_dir / MODEL_FILE
     joblib.dump(model, model_path)
     manifest = {
-        "format": 1,
+        # 2: feature_selection.training and input_columns (readers take a 1 without them)
+        "format": 2,
         "model_file": MODEL_FILE,
         "sha256": file_sha256(model_path),
         "target": schema.target,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,6 +78,14 @@ class Schema:
             dropped=raw.get("dropped", {}),
             selection=raw.get("feature_selection", {}),
         )
+
+    def keeping(self, names: list[str]) -> Schema:
+        """This schema with only the features ``names`` (training-time selection)."""
+        return replace(self, features={n: k for n, k in self.features.items() if n in names})
+
+    def with_training_selection(self, record: dict[str, Any]) -> Schema:
+        """The selection record with Train's part added: one record for the manifest."""
+        return replace(self, selection={**self.selection, "training": record})
 
     def columns_of(self, kind: Kind) -> list[str]:
         return [n for n, k in self.features.items() if k == kind]

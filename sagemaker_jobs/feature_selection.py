@@ -121,3 +121,75 @@ def select(
             selection.warnings.append(warning)
         features[name] = kind
     return features, selection
+
+
+# Training-time selection ----------------------------------------------------------------------
+# Train applies these to its own split, after Preprocess's rules above: ``rules`` (the default)
+# drops constant and near-constant features and exact duplicates; ``importance:K`` then keeps
+# the K features with the largest permutation importance on a bounded sample of the validation
+# split and refits on them. The record goes into the model's manifest under
+# ``feature_selection.training``, beside Preprocess's.
+NEAR_CONSTANT_SHARE = 0.99  # the most frequent value's share of the rows (caret's nearZeroVar
+# flags 95/5; 99% keeps a rare but real indicator, such as a 2% fraud flag)
+IMPORTANCE_MAX_ROWS = 2000
+IMPORTANCE_REPEATS = 3
+MODES = "rules, or importance:K with K a whole number from 1 (keep the K most important)"
+
+
+def parse_mode(text: str) -> int | None:
+    """The K of ``importance:K``, None for ``rules``; a bad value raises ValueError."""
+    value = text.strip()
+    if value == "rules":
+        return None
+    kind, _, k = value.partition(":")
+    if kind == "importance" and k.isdigit() and int(k) >= 1:
+        return int(k)
+    raise ValueError(f"FeatureSelection {text!r} is not {MODES}")
+
+
+def check_feature_selection(values: Mapping[str, Any]) -> None:
+    """A pipeline execution's FeatureSelection parameter, checked before any job runs."""
+    if "FeatureSelection" in values:
+        parse_mode(str(values["FeatureSelection"]))
+
+
+def training_rules(table: pd.DataFrame, kinds: Mapping[str, str]) -> dict[str, str]:
+    """Features of the training split to drop, with why: constant, near-constant, duplicate."""
+    dropped: dict[str, str] = {}
+    kept_by_digest: dict[int, list[str]] = {}
+    for name in kinds:
+        column = table[name]
+        present = column.dropna()
+        if present.nunique() <= 1:
+            dropped[name] = "constant: a single value in the training split"
+            continue
+        top = float(present.value_counts(normalize=True).iloc[0]) * len(present) / len(column)
+        if top >= NEAR_CONSTANT_SHARE:
+            dropped[name] = (
+                f"near_constant: its most frequent value is {top:.1%} of the training rows "
+                f"(at least {NEAR_CONSTANT_SHARE:.0%})"
+            )
+            continue
+        digest = int(pd.util.hash_pandas_object(column, index=False).sum())
+        twin = next((k for k in kept_by_digest.get(digest, []) if column.equals(table[k])), None)
+        if twin is not None:
+            dropped[name] = f"duplicate: the same values as {twin!r}"
+            continue
+        kept_by_digest.setdefault(digest, []).append(name)
+    return dropped
+
+
+def training_record(
+    mode: str, kept: list[str], dropped: Mapping[str, str], importance: Mapping[str, float]
+) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "kept": list(kept),
+        "dropped": dict(dropped),
+        "importance": {k: round(float(v), 6) for k, v in importance.items()},
+        "rules": {
+            "near_constant_share": NEAR_CONSTANT_SHARE,
+            "importance_max_rows": IMPORTANCE_MAX_ROWS,
+            "importance_repeats": IMPORTANCE_REPEATS,
+        },
+    }

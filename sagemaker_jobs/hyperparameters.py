@@ -37,6 +37,12 @@ class Hyperparameters(BaseModel):
     compiled_inference: bool = Field(
         True, description="serve through the compiled form when it matches scikit-learn"
     )
+    feature_selection: str = Field(
+        "rules",
+        pattern=r"^(rules|importance:[1-9][0-9]*)$",
+        description="rules (drop constant, near-constant and duplicate features) or "
+        "importance:K (then keep the K most important)",
+    )
 
 
 def _parse_value(value: object) -> object:

@@ -163,6 +163,8 @@ def _build(settings: PipelineSettings) -> Pipeline:
         default_value="gradient_boosting",
         enum_values=["gradient_boosting", "random_forest", "linear"],
     )
+    # rules | importance:K (sagemaker_jobs.feature_selection); checked before any job runs.
+    feature_selection = ParameterString("FeatureSelection", default_value="rules")
     processing_type = ParameterString(
         "ProcessingInstanceType", default_value=s.processing_instance_type
     )
@@ -185,6 +187,7 @@ def _build(settings: PipelineSettings) -> Pipeline:
         problem_type,
         column_types,
         estimator,
+        feature_selection,
         processing_type,
         processing_count,
         training_type,
@@ -289,7 +292,7 @@ def _build(settings: PipelineSettings) -> Pipeline:
                 on="/", values=[s.prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, "train"]
             )
         ),
-        hyperparameters={"estimator": estimator},
+        hyperparameters={"estimator": estimator, "feature_selection": feature_selection},
         networking=Networking(
             enable_network_isolation=True,
             subnets=list(s.subnets),

@@ -58,6 +58,7 @@ def _sections(inputs: ReportInputs) -> list[Section]:
         sections += _regression_sections(inputs.model, x, y)
     sections.append(_importance_section(inputs.model, x, y, inputs))
     sections += _profile_sections(inputs.profile)
+    sections += _selection_sections(inputs.manifest)
     return sections
 
 
@@ -307,6 +308,28 @@ def _importance_section(model: Any, x: pd.DataFrame, y: pd.Series, inputs: Repor
     ]
     section.table(["Feature", f"Mean drop in {scoring}", "Std"], rows)
     return section.figure("Permutation feature importance on the test split", figure)
+
+
+def _selection_sections(manifest: dict[str, Any]) -> list[Section]:
+    """Train's feature selection (sagemaker_jobs.feature_selection), from the manifest."""
+    record = manifest.get("feature_selection", {}).get("training")
+    if not record:
+        return []  # a model from before selection (manifest format 1)
+    section = Section(
+        "Feature selection in training",
+        paragraphs=[
+            f"Mode {record['mode']}: {len(record['kept'])} features kept, "
+            f"{len(record['dropped'])} dropped. Requests may still send the dropped ones; "
+            "the server ignores them."
+        ],
+    )
+    importance = record.get("importance", {})
+    section.table(
+        ["Feature", "Kept", "Why dropped", "Permutation importance"],
+        [[name, "yes", "", importance.get(name, "")] for name in record["kept"]]
+        + [[name, "no", why, importance.get(name, "")] for name, why in record["dropped"].items()],
+    )
+    return [section]
 
 
 def _profile_sections(profile: dict[str, Any] | None) -> list[Section]:

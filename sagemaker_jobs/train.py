@@ -16,8 +16,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from sagemaker_jobs import artifacts, compile, hyperparameters, metrics
+import pandas as pd
+
+from sagemaker_jobs import (
+    artifacts,
+    compile,
+    feature_selection,
+    hyperparameters,
+    importance,
+    metrics,
+)
 from sagemaker_jobs.contract import JobError, Paths, run_job
 from sagemaker_jobs.data import Schema, read_split
 from sagemaker_jobs.model import build_model
@@ -32,26 +42,86 @@ def read_schema(channel: Path) -> Schema:
     return Schema.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
+def _fit(hp: hyperparameters.Hyperparameters, schema: Schema, train: pd.DataFrame) -> Any:
+    model = build_model(schema, hp)
+    started = time.perf_counter()
+    model.fit(train[list(schema.features)], train[schema.target])
+    log.info(
+        "fitted %s on %d rows x %d features in %.2fs",
+        hp.estimator,
+        len(train),
+        len(schema.features),
+        time.perf_counter() - started,
+    )
+    return model
+
+
+def _select_and_fit(
+    hp: hyperparameters.Hyperparameters,
+    schema: Schema,
+    train: pd.DataFrame,
+    validation: pd.DataFrame | None,
+) -> tuple[Any, Schema]:
+    """Feature selection on the training split, then the fit (sagemaker_jobs.feature_selection):
+    the rules always; with ``importance:K`` a first fit ranks the features by permutation
+    importance on a sample of the validation split, and the model is refit on the top K."""
+    dropped = feature_selection.training_rules(train, schema.features)
+    for name, reason in dropped.items():
+        log.warning("feature selection dropped %r: %s", name, reason)
+    kept = [name for name in schema.features if name not in dropped]
+    if not kept:
+        raise JobError(
+            "feature selection dropped every feature (constant, near-constant or duplicate in "
+            "the training split): nothing is left to learn from"
+        )
+    selected = schema.keeping(kept)
+    model = _fit(hp, selected, train)
+    k = feature_selection.parse_mode(hp.feature_selection)
+    scores: dict[str, float] = {}
+    if k is not None and k < len(kept):
+        ranked_on = validation if validation is not None else train
+        ranking = importance.permutation_importance(
+            model,
+            ranked_on[kept],
+            ranked_on[schema.target],
+            scoring=importance.scorer_name("auto", schema.problem_type),
+            kinds=dict(selected.features),
+            max_rows=feature_selection.IMPORTANCE_MAX_ROWS,
+            max_features=len(kept),
+            repeats=feature_selection.IMPORTANCE_REPEATS,
+        )
+        scores = dict(zip(ranking.names, ranking.means.tolist(), strict=True))
+        top = set(ranking.names[:k])
+        for rank, name in enumerate(ranking.names, 1):
+            if name not in top:
+                dropped[name] = (
+                    f"importance: rank {rank} of {len(kept)} (mean score drop "
+                    f"{scores[name]:.4g}), not in the top {k}"
+                )
+        kept = [name for name in kept if name in top]
+        log.info("feature selection keeps the %d most important: %s", k, ", ".join(kept))
+        selected = schema.keeping(kept)
+        model = _fit(hp, selected, train)  # refit on the kept features only
+    record = feature_selection.training_record(hp.feature_selection, kept, dropped, scores)
+    return model, selected.with_training_selection(record)
+
+
 def run(paths: Paths) -> None:
     hp = hyperparameters.load(paths.hyperparameters_file)
     log.info("hyperparameters: %s", hp.model_dump())
     train_dir = paths.channel("train")
     schema = read_schema(train_dir)
     train = read_split(train_dir, schema)
-    features = list(schema.features)
-    model = build_model(schema, hp)
-    started = time.perf_counter()
-    model.fit(train[features], train[schema.target])
-    log.info(
-        "fitted %s on %d rows in %.2fs", hp.estimator, len(train), time.perf_counter() - started
-    )
-
     validation_dir = paths.channel("validation")
+    validation = read_split(validation_dir, schema) if validation_dir.exists() else None
+    all_features = list(schema.features)
+    model, schema = _select_and_fit(hp, schema, train, validation)
+    features = list(schema.features)
+
     scores: dict[str, float | None] = {}
     # Parity is proven on the validation split; without one, on the rows the model was fit on.
     checked, split = train, "train"
-    if validation_dir.exists():
-        validation = read_split(validation_dir, schema)
+    if validation is not None:
         checked, split = validation, "validation"
         score = (
             metrics.classification
@@ -90,6 +160,9 @@ def run(paths: Paths) -> None:
                 else None
             ),
             "inference": inference,
+            # The columns a request may send, in order: Preprocess's features, the ones
+            # selection dropped too (they are accepted and ignored).
+            "input_columns": all_features,
         },
     )
     log.info("model sha256 %s", manifest["sha256"])

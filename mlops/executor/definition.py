@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlops.errors import MlopsError
+from sagemaker_jobs.feature_selection import check_feature_selection
 from sagemaker_jobs.metric_directions import check_gate_parameters
 
 _CASTS: dict[str, Callable[[str], Any]] = {
@@ -44,8 +45,9 @@ def resolve_parameters(definition: dict[str, Any], overrides: dict[str, str]) ->
         allowed = spec.get("EnumValues")
         if allowed and values[name] not in allowed:
             raise MlopsError(f"parameter {name} must be one of {allowed}; got {raw!r}")
-    try:  # a gate that cannot apply fails here, before any job runs
+    try:  # a gate or a selection that cannot apply fails here, before any job runs
         check_gate_parameters(values)
+        check_feature_selection(values)
     except ValueError as exc:
         raise MlopsError(str(exc)) from exc
     return values

@@ -234,6 +234,13 @@ def known_limits(
             + ", ".join(f"{k} ({why})" for k, why in sorted(dropped.items()))
             + "."
         )
+    training = manifest.get("feature_selection", {}).get("training") or {}
+    if selected := training.get("dropped"):
+        limits.append(
+            f"Feature selection in training ({training.get('mode')}) dropped: "
+            + ", ".join(f"{k} ({why})" for k, why in selected.items())
+            + "; requests may send them, the server ignores them."
+        )
     limits.append(
         "The model knows only the data with the sha256 above; a shift in inputs makes these "
         "metrics stale, so check drift and retrain."

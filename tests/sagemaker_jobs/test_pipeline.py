@@ -64,6 +64,7 @@ def test_parameters(built: dict[str, Any]) -> None:
         "ProblemType",
         "ColumnTypes",
         "Estimator",
+        "FeatureSelection",
         "ProcessingInstanceType",
         "ProcessingInstanceCount",
         "TrainingInstanceType",
@@ -77,6 +78,7 @@ def test_parameters(built: dict[str, Any]) -> None:
         "DefaultValue": 0.7,
     }
     assert params["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+    assert params["FeatureSelection"]["DefaultValue"] == "rules"  # importance:K is opt-in
 
 
 def test_one_image_three_roles_and_account_values_are_inputs(built: dict[str, Any]) -> None:
