@@ -9,6 +9,9 @@ NODE_STAMP := node_modules/.installed
 # it already (tests/infra/test_rehearsal.py keeps the two in agreement).
 CHROMIUM   := /usr/bin/chromium
 CHROMIUM_PACKAGE := chromium
+# Its WebDriver, which the console's browser tests (tests/mlops/test_ui_browser.py) drive.
+CHROMEDRIVER := /usr/bin/chromedriver
+CHROMEDRIVER_PACKAGE := chromium-driver
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_GET    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -y -q --no-install-recommends
 export CDK_DISABLE_VERSION_CHECK := 1
@@ -33,8 +36,9 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
-$(CHROMIUM):
-	$(APT_GET) install $(CHROMIUM_PACKAGE) || ($(APT_GET) update && $(APT_GET) install $(CHROMIUM_PACKAGE))
+$(CHROMIUM) $(CHROMEDRIVER):
+	$(APT_GET) install $(CHROMIUM_PACKAGE) $(CHROMEDRIVER_PACKAGE) || \
+		($(APT_GET) update && $(APT_GET) install $(CHROMIUM_PACKAGE) $(CHROMEDRIVER_PACKAGE))
 
 install: $(PY_STAMP) $(NODE_STAMP) ## venv with pinned deps, and the pinned CDK CLI
 
@@ -44,7 +48,7 @@ run: $(PY_STAMP) ## the local end-to-end demo: run the pipeline on the demo data
 definition: $(PY_STAMP) ## print the pipeline definition JSON
 	$(BIN)/mlops pipeline definition
 
-test: install $(CHROMIUM) ## every test, the slow end-to-end ones too (what CI runs)
+test: install $(CHROMIUM) $(CHROMEDRIVER) ## every test, the slow end-to-end ones too (what CI runs)
 	MLOPS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -n 2
 
 test-fast: install ## skip the end-to-end pipeline runs

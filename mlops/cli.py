@@ -24,6 +24,7 @@ from mlops.commands import (
 )
 from mlops.commands import lineage as lineage_commands
 from mlops.commands import monitor as monitor_commands
+from mlops.commands import ui as ui_commands
 from mlops.errors import MlopsError
 
 # An unexpected failure (a bug, or a state the code did not foresee) exits 70, EX_SOFTWARE in
@@ -55,6 +56,7 @@ app.add_typer(monitor_commands.app, name="monitor", no_args_is_help=True)
 app.command("lineage")(lineage_commands.lineage)
 app.command("serve")(endpoint.serve)
 app.command("transform")(endpoint.transform)
+app.command("ui")(ui_commands.ui)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -214,8 +214,10 @@ def test_the_codebuild_image_is_debian_with_the_makefiles_chromium() -> None:
     (base,) = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
     assert distribution(base) == "debian"
     makefile = (ROOT / "Makefile").read_text()
-    (package,) = re.findall(r"^CHROMIUM_PACKAGE\s*:=\s*(\S+)", makefile, re.MULTILINE)
-    assert re.search(rf"apt-get install[^\n]*(\\\n[^\n]*)*\b{package}\b", dockerfile)
+    packages = re.findall(r"^CHROM\w+_PACKAGE\s*:=\s*(\S+)", makefile, re.MULTILINE)
+    assert packages == ["chromium", "chromium-driver"]  # the browser and its WebDriver
+    for package in packages:
+        assert re.search(rf"apt-get install[^\n]*(\\\n[^\n]*)*\s{package}\s", dockerfile)
 
 
 def test_make_rehearse_prints_a_line_per_family_and_fails_on_a_defect(
