@@ -26,6 +26,9 @@ from mlops.home import Home  # noqa: E402
 from tests.mlops.test_ui import _driver  # noqa: E402
 from tests.mlops.ui_server import console  # noqa: E402
 
+# The pages docs/console.md shows.
+SHOWN = {"execution", "version", "endpoint", "executions", "experiments"}
+
 
 def seed(home: Home) -> None:
     from mlops.executor.records import ExecutionRecord, StepRecord
@@ -104,7 +107,7 @@ def main_(argv: list[str] | None = None) -> int:
                             )
                         )
                     print(f"{name:22} {statistics.median(times):10.1f} {max(times):8.1f}")
-                    if args.screenshots:
+                    if args.screenshots and name in SHOWN:
                         args.screenshots.mkdir(parents=True, exist_ok=True)
                         driver.save_screenshot(str(args.screenshots / f"console-{name}.png"))
         finally:
