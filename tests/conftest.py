@@ -29,6 +29,7 @@ WORKER_GROUPS = {
     "ci_calls": "cdk",
     "metrics_server": "metrics-server",
     "two_projects": "projects",  # a module fixture, but two workers would each build it
+    "definitions": "api-requests",  # every stage's definition: 4 s a worker
 }
 
 

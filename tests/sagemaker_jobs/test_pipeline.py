@@ -147,10 +147,8 @@ def test_registration_carries_metrics_and_lineage(built: dict[str, Any]) -> None
 
 def test_two_builds_are_byte_identical_across_processes() -> None:
     settings = PipelineSettings(**SETTINGS)
-    first, second = render_definition(settings), render_definition(settings)
-    assert first == second
-    assert definition_json(settings) == first  # built once per process, then reused
-    assert definition_json(settings) is definition_json(settings)
+    first = definition_json(settings)  # one build here: the other is another process's
+    assert definition_json(settings) is first  # built once per process, then reused
     code = (
         "import json,sys; from sagemaker_jobs.pipeline import PipelineSettings, definition_json;"
         "sys.stdout.write(definition_json(PipelineSettings(**json.loads(sys.argv[1]))))"
