@@ -39,7 +39,7 @@ def two_runs(demo_run: DemoRun) -> tuple[Home, ExecutionRecord, ExecutionRecord]
     with pytest.MonkeyPatch.context() as patch:
         offline(patch)
         patch.setenv("MLOPS_HOME", str(home.root))
-        code, out, err = run_cli(["pipeline", "run", "-p", "Estimator=random_forest"])
+        code, out, err = run_cli(["pipeline", "run", "-p", "Estimator=linear"])
     assert code == 0, out + err
     (second,) = [r for r in list_executions(home.runs) if r.execution_id not in before]
     return home, demo_run.record, second
