@@ -126,6 +126,23 @@ def _driver() -> Any:
     return webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
 
 
+def _wait(browser: Any, condition: Any) -> Any:
+    """A click that submits a form returns before the next page is there: wait for what the
+    test reads (generously: a busy machine is slow, not wrong)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ignored = (NoSuchElementException, StaleElementReferenceException)  # mid-navigation
+    return WebDriverWait(browser, 120, ignored_exceptions=ignored).until(condition)
+
+
+def _present(element_id: str) -> Any:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+
+    return expected_conditions.presence_of_element_located((By.ID, element_id))
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     driver = _driver()
@@ -162,11 +179,19 @@ def test_an_execution_shows_its_step_graph_and_its_eda_report(
     demo, url = demo_console
     browser.get(f"{url}/projects/{demo.record.pipeline_name}/executions")
     browser.find_element(By.LINK_TEXT, demo.execution_id).click()
+    _wait(browser, _present("graph"))
     steps = browser.find_elements(By.CSS_SELECTOR, "#graph g.step")
     shown = {s.get_attribute("data-step"): s.get_attribute("data-status") for s in steps}
     assert shown["Train"] == "Succeeded" and shown["RegisterModel"] == "Succeeded"
     assert shown["QualityGateFailed"] == "NotStarted"  # the branch not taken
     browser.find_element(By.ID, "eda").click()
+    _wait(
+        browser,
+        lambda b: (
+            b.current_url.endswith("/eda")
+            and b.execute_script("return document.readyState === 'complete'")
+        ),
+    )
     loaded = browser.execute_script(
         "const i = [...document.images];"
         "return [i.length, i.filter(x => x.complete && x.naturalWidth > 0).length];"
@@ -200,7 +225,7 @@ def test_the_try_the_model_form_predicts_what_the_cli_gets(
             field.clear()
             field.send_keys(value)
     browser.find_element(By.ID, "predict").click()
-    shown = browser.find_element(By.ID, "prediction").text
+    shown = _wait(browser, _present("prediction")).text
     rows = tmp_path / "row.csv"
     rows.write_text(",".join(row.values()) + "\n")
     with pytest.MonkeyPatch.context() as patch:
@@ -212,7 +237,7 @@ def test_the_try_the_model_form_predicts_what_the_cli_gets(
     field.clear()
     field.send_keys("heavy")
     browser.find_element(By.ID, "predict").click()
-    error = browser.find_element(By.ID, "field-error")
+    error = _wait(browser, _present("field-error"))
     assert "body_mass_g" in error.text and "not a number" in error.text
     label = error.find_element(By.XPATH, "..")
     assert (
@@ -220,9 +245,14 @@ def test_the_try_the_model_form_predicts_what_the_cli_gets(
         == "body_mass_g"
     )
     browser.find_element(By.ID, "random").click()  # a row of the test split fills the form
-    assert browser.find_element(By.CSS_SELECTOR, '[data-feature="bill_length_mm"]').get_attribute(
-        "value"
-    )
+
+    def filled(b: Any) -> bool:
+        value = b.find_element(By.CSS_SELECTOR, '[data-feature="body_mass_g"]').get_attribute(
+            "value"
+        )
+        return value != "heavy"  # replaced by the test row's value (or left empty if missing)
+
+    _wait(browser, filled)
 
 
 @pytest.mark.slow
@@ -235,7 +265,7 @@ def test_approving_in_the_console_is_what_models_list_shows(
     browser.get(f"{url}/projects/seeded/versions/7")
     browser.find_element(By.ID, "approve-description").send_keys("alice: fine")
     browser.find_element(By.ID, "approve").click()
-    assert browser.find_element(By.ID, "approval").text == "Approved"
+    _wait(browser, lambda b: b.find_element(By.ID, "approval").text == "Approved")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(home.root))
         code, out, _ = run_cli(["models", "list", "--project", "seeded"])
@@ -250,6 +280,7 @@ def test_every_list_page_opens_in_the_browser(browser: Any, seeded: tuple[Home, 
     for path, pages in (("executions", 4), ("versions", 2)):
         browser.get(f"{url}/projects/seeded/{path}")
         for number in range(1, pages + 1):
-            assert f"Page {number} of {pages}" in browser.find_element(By.ID, "pager").text
+            expected = f"Page {number} of {pages}"
+            _wait(browser, lambda b, e=expected: e in b.find_element(By.ID, "pager").text)
             if number < pages:
                 browser.find_element(By.ID, "next").click()
