@@ -110,6 +110,49 @@ def _port_taken(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _listening_pids(port: int) -> set[int] | None:
+    """The processes with a TCP socket listening on ``port`` (Linux /proc), None where unknown."""
+    inodes: set[str] = set()
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    if not tables[0].exists():
+        return None
+    for table in tables:
+        with contextlib.suppress(OSError):
+            for line in table.read_text().splitlines()[1:]:
+                fields = line.split()  # sl, local address, remote address, state, ..., inode
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    pids: set[int] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError), os.scandir(f"/proc/{entry.name}/fd") as fds:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    target = str(Path(fd.path).readlink())
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        pids.add(int(entry.name))
+                        break
+    return pids
+
+
+def _ours(pid: int, leader: int) -> bool:
+    """In the server's session or process group: one of its processes, even an orphan."""
+    stat = _proc_stat(pid)  # state, ppid, pgrp, session, ...
+    return stat is not None and str(leader) in (stat[2], stat[3])
+
+
+def _still_ours(port: int, leader: int) -> bool:
+    """Whether a process of the stopped server still listens on ``port``. Another program may
+    have taken the freed port at once (a parallel test suite does): that one is not ours."""
+    if not _port_taken(port):
+        return False
+    listeners = _listening_pids(port)
+    if listeners is None:
+        return True  # no /proc to tell whose it is: say so rather than guess
+    return any(_ours(pid, leader) for pid in listeners)
+
+
 def _spawn_detached(argv: list[str], env: dict[str, str], log_file: Path) -> int:
     """Start a server that outlives this command (its own session), logging to ``log_file``.
     posix_spawn rather than Popen: there is no child object to wait for, by design."""
@@ -330,7 +373,7 @@ class LocalEndpoints:
         ports = [record.port] + (
             [urlsplit(record.metrics_url).port or 0] if record.metrics_url else []
         )
-        still = [port for port in ports if _port_taken(port)]
+        still = [port for port in ports if _still_ours(port, record.pid)]
         if still:
             raise MlopsError(
                 f"endpoint {record.name!r}: port {still[0]} still accepts connections after its "

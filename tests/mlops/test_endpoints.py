@@ -185,3 +185,25 @@ def test_a_port_in_use_is_refused_and_a_reused_pid_is_not_ours(
     assert endpoints.describe("reused").status == "Stale"
     endpoints.delete("reused")  # must not signal this test process, whose pid the record now holds
     os.killpg(record.pid, signal.SIGTERM)
+
+
+def test_a_freed_port_taken_by_another_program_is_not_an_orphan(
+    home: Home, registered: LocalModelRegistry
+) -> None:
+    """Stopping checks that nothing of the server still listens; a port that another program
+    took at once (a parallel suite's next server) is not the stopped server's."""
+    import socket
+    import subprocess
+    import sys
+
+    from mlops.endpoints import _still_ours
+
+    with socket.socket() as other:  # another program's server, on the freed port
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        # The leader of a stopped server whose session this test's process is not in.
+        gone = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+        gone.wait()
+        assert not _still_ours(port, gone.pid)
+        assert _still_ours(port, os.getpgid(0))  # a listener in the group is the server's
