@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from mlops.errors import MlopsError
+from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
 
 log = logging.getLogger(__name__)
@@ -455,8 +455,8 @@ def create_app(home: Home, mlflow_url: str | None = None) -> Starlette:
     async def error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
             status, message = exc.status_code, str(exc.detail)
-        elif isinstance(exc, MlopsError):
-            status, message = 404 if "no " in str(exc)[:40] else 400, str(exc)
+        elif isinstance(exc, MlopsError):  # what the CLI would print as its error line
+            status, message = 404 if isinstance(exc, NotFound) else 400, str(exc)
         else:
             log.exception("console page failed: %s", request.url.path)
             status, message = 500, "the console failed on this page; its log has the details"
