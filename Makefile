@@ -20,10 +20,12 @@ export SAGEMAKER_VALIDATE_ROLE := false
 
 STAGE ?= dev
 CDK := npx --no-install cdk
-# A physical name of STAGE from mlops.stages.names, the one place the stacks and the CLI read.
-name = $$($(BIN)/python -c 'from mlops.stages import names; print(names(stage="$(STAGE)").$(1))')
+# A physical name of STAGE (for cdk.json's project) from mlops.stages.names, the one place the
+# stacks and the CLI read.
+name = $$($(BIN)/python -c 'from mlops.stages import names, load_context, project_name; \
+	print(names(project_name(load_context()), "$(STAGE)").$(1))')
 
-.PHONY: install run test test-fast check lint format clean definition synth rehearse ci-build ci-deploy ci-smoke
+.PHONY: install run test test-fast check lint format clean definition synth rehearse ci-plan ci-build ci-deploy ci-smoke
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -68,13 +70,20 @@ rehearse: install ## offline deploy rehearsal of every stage (IAM, names, exclus
 # CodeBuild (buildspec.yml) runs `make $$CI_TARGET`; these are the targets it may name.
 ci-build: check test synth ## CI: check, test, synth
 
-# The deploy stack brings its dependency, the stage's foundation, along.
-ci-deploy: install ## CI: deploy STAGE with the latest approved model package of the build stage
-	arn=$$($(BIN)/mlops models latest-approved --target aws --stage $(STAGE)) && \
+# The release's first action: MLOPS_RELEASE=no when STAGE (the last one) already serves the newest
+# approved version, and the version every later action deploys (release.env, exported by
+# buildspec.yml as the Plan action's variables).
+ci-plan: install ## CI: decide what this release run deploys (writes release.env)
+	$(BIN)/mlops models release-plan --stage $(STAGE) --output release.env
+
+# The deploy stack brings its dependency, the stage's foundation, along. MODEL_PACKAGE_ARN is the
+# version ci-plan chose (the release passes it on); by hand, the latest approved one.
+ci-deploy: install ## CI: deploy STAGE with MODEL_PACKAGE_ARN (default: the latest approved version)
+	arn=$${MODEL_PACKAGE_ARN:-$$($(BIN)/mlops models latest-approved --target aws --stage $(STAGE))} && \
 	baseline=$$($(BIN)/mlops monitor baseline $${arn##*/} --uri --target aws --stage $(STAGE)) && \
 	$(CDK) deploy $(call name,deploy_stack) -c stage=$(STAGE) -c model_package_arn=$$arn \
-		-c baseline_uri=$$baseline --require-approval never
-	$(BIN)/mlops endpoint wait $(call name,endpoint) --stage $(STAGE)  # fails if the update rolled back
+		-c baseline_uri=$$baseline --require-approval never && \
+	$(BIN)/mlops endpoint wait $(call name,endpoint) --stage $(STAGE) --version $${arn##*/}  # fails if it rolled back
 
 ci-smoke: install ## CI: invoke the STAGE endpoint with known rows and check the answer
 	$(BIN)/mlops endpoint invoke $(call name,endpoint) --file tests/smoke/rows.csv --target aws --stage $(STAGE) \

@@ -1,8 +1,10 @@
 """CI/CD stack, once per account and region: CodePipeline with a CodeBuild project running
 ``buildspec.yml``.
 
-Build (check, test, synth) -> deploy staging with the latest approved model package of the build
-stage's group -> smoke test the staging endpoint -> manual approval -> deploy prod. An
+Plan (the newest approved version, and whether prod already serves it) -> build (check, test,
+synth) -> deploy staging with the planned model package of the build stage's group -> smoke test
+the staging endpoint -> manual approval -> deploy prod; every stage after Plan is skipped when
+there is nothing to release. An
 EventBridge rule starts it when a version of that group is approved. Source: a zip in an S3
 bucket, or a CodeStar connection to GitHub/GitLab/Bitbucket (CodeCommit is closed to new
 customers). The stack does not depend on ``-c stage``: every synth produces the same template.
@@ -29,6 +31,8 @@ from mlops.stages import ROOT, Names, explain
 SOURCE_KEY = "source.zip"
 # The stages the release deploys, in order (each needs an endpoint in cdk.json).
 RELEASE_STAGES = ("staging", "prod")
+# The Plan action's variables namespace (buildspec.yml exports MLOPS_RELEASE, MODEL_PACKAGE_ARN).
+PLAN_NAMESPACE = "Plan"
 # A Debian image, so the Makefile's Chromium installs (docker/codebuild/Dockerfile says why).
 BUILD_IMAGE_DIR = ROOT / "docker" / "codebuild"
 
@@ -205,16 +209,56 @@ class CicdStack(cdk.Stack):
         )
 
         def run(
-            name: str, target: str, stage: str | None = None
+            name: str,
+            target: str,
+            stage: str,
+            namespace: str | None = None,
+            **more: str,
         ) -> pipeline_actions.CodeBuildAction:
-            variables = {"CI_TARGET": codebuild.BuildEnvironmentVariable(value=target)}
-            if stage:
-                variables["STAGE"] = codebuild.BuildEnvironmentVariable(value=stage)
+            variables = {
+                key: codebuild.BuildEnvironmentVariable(value=value)
+                for key, value in {"CI_TARGET": target, "STAGE": stage, **more}.items()
+            }
             return pipeline_actions.CodeBuildAction(
                 action_name=name,
                 project=self.project,
                 input=source_output,
                 environment_variables=variables,
+                variables_namespace=namespace,
+            )
+
+        # The rule below fires on every state change of an approved version, a metadata edit
+        # too, and SageMaker's event does not say what changed. So the run first plans: the
+        # newest approved version, and whether the last stage already serves it. Every later
+        # stage enters only if there is something to release (else it is skipped: the run
+        # succeeds without asking for the prod approval again), and deploys that one version
+        # even if another is approved while the run waits.
+        plan = run("Plan", "ci-plan", release[-1].stage, namespace=PLAN_NAMESPACE)
+        planned_version = plan.variable("MODEL_PACKAGE_ARN")
+
+        def gated(stage_name: str, *actions: codepipeline.IAction) -> codepipeline.StageProps:
+            return codepipeline.StageProps(
+                stage_name=stage_name,
+                actions=list(actions),
+                before_entry=codepipeline.Conditions(
+                    conditions=[
+                        codepipeline.Condition(
+                            result=codepipeline.Result.SKIP,
+                            rules=[
+                                codepipeline.Rule(
+                                    name="SomethingToRelease",
+                                    provider="VariableCheck",
+                                    version="1",
+                                    configuration={
+                                        "Variable": plan.variable("MLOPS_RELEASE"),
+                                        "Operator": "EQ",
+                                        "Value": "yes",
+                                    },
+                                )
+                            ],
+                        )
+                    ]
+                ),
             )
 
         self.pipeline = codepipeline.Pipeline(
@@ -225,24 +269,29 @@ class CicdStack(cdk.Stack):
             pipeline_type=codepipeline.PipelineType.V2,
             stages=[
                 codepipeline.StageProps(stage_name="Source", actions=[source_action]),
-                codepipeline.StageProps(
-                    stage_name="Build", actions=[run("CheckTestSynth", "ci-build")]
+                codepipeline.StageProps(stage_name="Plan", actions=[plan]),
+                gated("Build", run("CheckTestSynth", "ci-build", build.stage)),
+                gated(
+                    "Staging",
+                    run(
+                        "Deploy",
+                        "ci-deploy",
+                        release[0].stage,
+                        MODEL_PACKAGE_ARN=planned_version,
+                    ),
                 ),
-                codepipeline.StageProps(
-                    stage_name="Staging", actions=[run("Deploy", "ci-deploy", release[0].stage)]
+                gated("SmokeTest", run("InvokeStaging", "ci-smoke", release[0].stage)),
+                gated(
+                    "Approve", pipeline_actions.ManualApprovalAction(action_name="PromoteToProd")
                 ),
-                codepipeline.StageProps(
-                    stage_name="SmokeTest",
-                    actions=[run("InvokeStaging", "ci-smoke", release[0].stage)],
-                ),
-                codepipeline.StageProps(
-                    stage_name="Approve",
-                    actions=[
-                        pipeline_actions.ManualApprovalAction(action_name="PromoteToProd"),
-                    ],
-                ),
-                codepipeline.StageProps(
-                    stage_name="Prod", actions=[run("Deploy", "ci-deploy", release[1].stage)]
+                gated(
+                    "Prod",
+                    run(
+                        "Deploy",
+                        "ci-deploy",
+                        release[1].stage,
+                        MODEL_PACKAGE_ARN=planned_version,
+                    ),
                 ),
             ],
         )

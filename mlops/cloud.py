@@ -200,6 +200,45 @@ def latest_approved(aws: Aws, group: str) -> str:
     return str(found[0]["ModelPackageArn"])
 
 
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What a release run should do, decided once at its start (the release's Plan action)."""
+
+    model_package_arn: str  # the version every later action deploys, however long it waits
+    release: bool
+    reason: str
+
+    def env(self) -> str:
+        """Lines for a shell's ``set -a; . file``: CodeBuild exports them as the Plan action's
+        output variables (buildspec.yml), which the later stages' entry conditions read."""
+        return (
+            f"MLOPS_RELEASE={'yes' if self.release else 'no'}\n"
+            f"MODEL_PACKAGE_ARN={self.model_package_arn}\n"
+        )
+
+
+def release_plan(aws: Aws, group: str, last_endpoint: str) -> ReleasePlan:
+    """Release the newest approved version unless the last stage's endpoint already serves it.
+
+    SageMaker sends a "Model Package State Change" event for every change of an approved
+    version (a metadata edit too) and the event does not say what changed, so the rule that
+    starts the release cannot tell a new approval from an edit: this check can."""
+    arn = latest_approved(aws, group)
+    try:
+        serving = endpoint_status(aws, last_endpoint)
+    except NotFound:
+        return ReleasePlan(arn, True, f"{last_endpoint} does not exist yet")
+    if serving.status == "InService" and serving.model_package_arn == arn:
+        return ReleasePlan(
+            arn,
+            False,
+            f"{last_endpoint} already serves {arn} (a metadata edit or a repeated approval "
+            "started this run): nothing to release",
+        )
+    current = serving.model_package_arn or "no model package"
+    return ReleasePlan(arn, True, f"{last_endpoint} is {serving.status} on {current}")
+
+
 def execution_arn(aws: Aws, execution: str) -> str:
     """An execution id (as listed), 'latest', or a full ARN -> the ARN."""
     if execution.startswith("arn:"):

@@ -6,7 +6,8 @@ time and a green synth does not show (docs/deploy.md, "What the rehearsal proves
 - IAM sufficiency: each principal's calls simulated against the synthesized policies;
 - names: no physical name created by two stacks across stages;
 - feature exclusions and alarm semantics of each stage's endpoint;
-- the CI build image against the Makefile's browser install.
+- the CI build image against the Makefile's browser install;
+- the release gate: one release per approved version, deploying the version it planned.
 
 ``python -m infra.rehearsal`` (``make rehearse``) synthesizes and prints one line per family;
 tests call ``rehearse`` on the session's synth (tests/infra/conftest.py).
@@ -23,7 +24,14 @@ from typing import Any
 from infra.rehearsal import checks
 from infra.rehearsal.iam import Need, Policies, Requirements, simulate
 from infra.rehearsal.templates import Deployment, Stack
-from mlops.stages import StageSettings, all_stages, build_stage, load_context, names
+from mlops.stages import (
+    StageSettings,
+    all_stages,
+    build_stage,
+    load_context,
+    names,
+    project_name,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,8 +80,9 @@ def rehearse(
 
     context = {**load_context(), **(context or {})}
     settings = all_stages(context)
-    build = names(stage=build_stage(context))
-    release = [names(stage=s) for s in RELEASE_STAGES]
+    project = project_name(context)  # cdk.json's, as the stacks were synthesized with
+    build = names(project, build_stage(context))
+    release = [names(project, s) for s in RELEASE_STAGES]
     deployment = Deployment.load(outs, {s: settings[s].region for s in outs})
     if edit:
         edit(deployment)
@@ -96,6 +105,7 @@ def rehearse(
             if ci_calls is None:
                 ci_calls = record_ci_calls(build, release, region)
             needs += requirements.release(stack, ci_calls, region)
+        needs += requirements.pipeline(stack)
     iam = Family("IAM sufficiency", "principal x call pairs simulated")
     iam.count = len(needs)
     for need, verdict in zip(needs, simulate(needs, policies), strict=True):
@@ -116,7 +126,9 @@ def rehearse(
     alarms.count, alarms.failures = checks.alarm_semantics(deployment, settings)
     image = Family("CI build image", "checks")
     image.count, image.failures = checks.build_image(deployment, ROOT)
-    return Report([requests, iam, unique, exclusions, alarms, image])
+    gate = Family("release gate", "checks")
+    gate.count, gate.failures = checks.release_gate(deployment, ROOT)
+    return Report([requests, iam, unique, exclusions, alarms, image, gate])
 
 
 def _planned(

@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -285,3 +286,73 @@ def _asset_dockerfile(outdir: Path, stack: str, image: str) -> Path | None:
             directory = outdir / asset["source"]["directory"]
             return directory / asset["source"].get("dockerFile", "Dockerfile")
     return None
+
+
+def _ci_target(action: dict[str, Any]) -> str:
+    variables = json.loads(action.get("Configuration", {}).get("EnvironmentVariables", "[]"))
+    return next((v["value"] for v in variables if v["name"] == "CI_TARGET"), "")
+
+
+def release_gate(deployment: Deployment, root: Path) -> tuple[int, list[str]]:
+    """The release runs once per approved version: SageMaker's state-change event fires on any
+    change of an approved version (a metadata edit too) without saying what changed, so a Plan
+    action decides, every later stage is skipped unless it said to release (CodePipeline's
+    entry conditions support SKIP with the VariableCheck rule), and each deploy takes the
+    planned version. buildspec.yml must export the variables the conditions read."""
+    spec = yaml.safe_load((root / "buildspec.yml").read_text(encoding="utf-8"))
+    exported = set(spec.get("env", {}).get("exported-variables", []))
+    failures, checked = [], 0
+    for stack in deployment.unique_stacks():
+        for _, pipeline in stack.of_type("AWS::CodePipeline::Pipeline"):
+            name = deployment.resolve(stack, pipeline["Properties"]["Name"])
+            stages = pipeline["Properties"]["Stages"]
+            plans = [
+                (i, a)
+                for i, s in enumerate(stages)
+                for a in s["Actions"]
+                if _ci_target(a) == "ci-plan"
+            ]
+            checked += 2
+            if not plans or "Namespace" not in plans[0][1]:
+                failures.append(
+                    f"{name} has no Plan action (ci-plan with a variables namespace): every "
+                    "state change of an approved version, a metadata edit too, releases it again"
+                )
+                continue
+            missing = {"MLOPS_RELEASE", "MODEL_PACKAGE_ARN"} - exported
+            if missing:
+                failures.append(
+                    f"buildspec.yml does not export {sorted(missing)} (env.exported-variables)"
+                )
+            index, plan = plans[0]
+            release = f"#{{{plan['Namespace']}.MLOPS_RELEASE}}"
+            for stage in stages[index + 1 :]:
+                checked += 1
+                conditions = stage.get("BeforeEntry", {}).get("Conditions", [])
+                if not any(
+                    c.get("Result") == "SKIP"
+                    and any(
+                        r["RuleTypeId"]["Provider"] == "VariableCheck"
+                        and r["Configuration"]
+                        == {"Variable": release, "Operator": "EQ", "Value": "yes"}
+                        for r in c.get("Rules", [])
+                    )
+                    for c in conditions
+                ):
+                    failures.append(
+                        f"{name} stage {stage['Name']} is not skipped when {release} is not yes: "
+                        "a metadata edit of the released version would run it again"
+                    )
+                for action in stage["Actions"]:
+                    if _ci_target(action) != "ci-deploy":
+                        continue
+                    checked += 1
+                    config = action["Configuration"]["EnvironmentVariables"]
+                    planned = f"#{{{plan['Namespace']}.MODEL_PACKAGE_ARN}}"
+                    if planned not in config:
+                        failures.append(
+                            f"{name} stage {stage['Name']} deploys without MODEL_PACKAGE_ARN="
+                            f"{planned}: a version approved while the run waits would reach "
+                            "this stage untested"
+                        )
+    return checked, failures

@@ -25,15 +25,17 @@ class ApiCall:
     params: dict[str, Any]
 
 
-def ci_commands(stage: Names, smoke: bool) -> list[list[str]]:
-    """What `make ci-deploy STAGE=<stage>` (and, for the smoke-tested stage, `make ci-smoke`)
-    run through the CLI: the Makefile's recipes minus `cdk deploy`, whose calls the CDK
-    bootstrap roles make."""
+def ci_commands(stage: Names, smoke: bool, plan: bool) -> list[list[str]]:
+    """What `make ci-deploy STAGE=<stage>` (and, for the smoke-tested stage, `make ci-smoke`;
+    for the last stage, `make ci-plan`) run through the CLI: the Makefile's recipes minus `cdk
+    deploy`, whose calls the CDK bootstrap roles make."""
     where = ["--target", "aws", "--stage", stage.stage]
-    commands = [
+    commands = [["models", "release-plan", "--stage", stage.stage]] if plan else []
+    wait = ["endpoint", "wait", stage.endpoint, "--stage", stage.stage, "--version", "1"]
+    commands += [
         ["models", "latest-approved", *where],
         ["monitor", "baseline", "1", "--uri", *where],
-        ["endpoint", "wait", stage.endpoint, "--stage", stage.stage, "--timeout", "5"],
+        [*wait, "--timeout", "5"],
     ]
     if smoke:
         commands.append(["endpoint", "invoke", stage.endpoint, "--file", "{rows}", *where])
@@ -96,7 +98,9 @@ def record_ci_calls(build: Names, release: list[Names], region: str) -> dict[str
         for stage in release:
             calls: list[ApiCall] = []
             with _recording(calls), mock.patch.dict(os.environ, {"MLOPS_HOME": scratch}):
-                for argv in ci_commands(stage, smoke=stage == release[0]):
+                for argv in ci_commands(
+                    stage, smoke=stage == release[0], plan=stage == release[-1]
+                ):
                     argv = [a.replace("{rows}", str(rows)) for a in argv]
                     out, err = io.StringIO(), io.StringIO()
                     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

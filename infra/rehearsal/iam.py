@@ -370,3 +370,92 @@ class Requirements:
                     f"arn:aws:iam::{ACCOUNT}:role/cdk-hnb659fds-{cdk_role}-{ACCOUNT}-{region}",
                     "cdk deploy acts through the bootstrap roles",
                 )
+
+    # The release pipeline's own principals: CodePipeline's role assumes each action's role;
+    # the source action reads the source object and writes the artifact; the CodeBuild actions
+    # start and watch builds; the project's role reads the artifact, pulls its build image and
+    # writes its logs; the approval rule's role starts the pipeline. From CodePipeline's
+    # "Manage the CodePipeline service role" (S3: GetObject, GetObjectVersion,
+    # GetBucketVersioning; CodeBuild: StartBuild, BatchGetBuilds) and CodeBuild's "Create a
+    # CodeBuild service role" (logs, the input artifact, ECR pull of a private image).
+    def pipeline(self, stack: Stack) -> Iterator[Need]:
+        r, region = self.deployment.resolve, stack.region
+        for logical, resource in stack.of_type("AWS::CodePipeline::Pipeline"):
+            props = r(stack, resource["Properties"])
+            name, role = props["Name"], props["RoleArn"]
+            store = props["ArtifactStore"]
+            artifacts = f"s3://{store['Location']}/{name}/artifact.zip"
+            store_key = store.get("EncryptionKey", {}).get("Id")
+            for stage in props["Stages"]:
+                for action in stage["Actions"]:
+                    who = f"release {stage['Name']}/{action['Name']} action role"
+                    if "RoleArn" in action:
+                        yield Need(
+                            "CodePipeline role",
+                            role,
+                            "sts:AssumeRole",
+                            action["RoleArn"],
+                            f"run {stage['Name']}/{action['Name']}",
+                        )
+                    yield from self._action(who, action, artifacts, store_key, region)
+            arn = self.deployment.arn(stack, logical)
+            for _, rule in stack.of_type("AWS::Events::Rule"):
+                for target in r(stack, rule["Properties"]).get("Targets", []):
+                    if target["Arn"] == arn:
+                        yield Need(
+                            "approval rule role (EventBridge)",
+                            target["RoleArn"],
+                            "codepipeline:StartPipelineExecution",
+                            arn,
+                            "an approved version starts the release",
+                        )
+
+    def _action(
+        self, who: str, action: dict[str, Any], artifacts: str, key: str | None, region: str
+    ) -> Iterator[Need]:
+        kind, config = action["ActionTypeId"], action.get("Configuration", {})
+        role = action.get("RoleArn", "")
+        if kind["Provider"] == "S3" and kind["Category"] == "Source":
+            source = f"s3://{config['S3Bucket']}/{config['S3ObjectKey']}"
+            yield from self._read(who, role, source, "read the source zip")
+            yield Need(who, role, "s3:GetObjectVersion", s3_arn(source), "read the source zip")
+            bucket = s3_arn(f"s3://{config['S3Bucket']}")
+            yield Need(who, role, "s3:GetBucketVersioning", bucket, "an S3 source is versioned")
+            yield from self._write(who, role, artifacts, "write the source artifact", key)
+        elif kind["Provider"] == "CodeStarSourceConnection":
+            connection = config["ConnectionArn"]
+            yield Need(who, role, "codestar-connections:UseConnection", connection, "the source")
+            yield from self._write(who, role, artifacts, "write the source artifact", key)
+        elif kind["Provider"] == "CodeBuild":
+            stack, logical = self._project(config["ProjectName"])
+            project_arn = self.deployment.arn(stack, logical)
+            for verb in ("StartBuild", "BatchGetBuilds"):
+                yield Need(who, role, f"codebuild:{verb}", project_arn, "run the build")
+            yield from self._build(stack, logical, artifacts, key, region)
+
+    def _project(self, name: str) -> tuple[Stack, str]:
+        for stack in self.deployment.unique_stacks():
+            for logical, _ in stack.of_type("AWS::CodeBuild::Project"):
+                if self.deployment.physical_name(stack, logical) == name:
+                    return stack, logical
+        raise LookupError(f"no CodeBuild project {name} in the templates")
+
+    def _build(
+        self, stack: Stack, logical: str, artifacts: str, key: str | None, region: str
+    ) -> Iterator[Need]:
+        props = self.deployment.resolve(stack, stack.resources[logical]["Properties"])
+        role, name = props["ServiceRole"], self.deployment.physical_name(stack, logical)
+        who = "CodeBuild role (its own build)"
+        yield Need(who, role, "s3:GetObject", s3_arn(artifacts), "read the input artifact")
+        if key:
+            yield Need(who, role, "kms:Decrypt", key, "read the input artifact (SSE-KMS)")
+        group = f"arn:aws:logs:{region}:{ACCOUNT}:log-group:/aws/codebuild/{name}"
+        yield Need(who, role, "logs:CreateLogGroup", group, "build logs")
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+            yield Need(who, role, action, f"{group}:log-stream:x", "build logs")
+        environment = props["Environment"]
+        if environment.get("ImagePullCredentialsType") == "SERVICE_ROLE":
+            image = environment["Image"]
+            for action in IMAGE_PULL:
+                yield Need(who, role, action, _repository(image, region), f"pull {image}")
+            yield Need(who, role, "ecr:GetAuthorizationToken", "*", "log in to ECR")

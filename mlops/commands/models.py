@@ -81,6 +81,28 @@ def models_latest_approved(
     print(max(approved, key=lambda p: p.version).arn)
 
 
+@app.command("release-plan")
+def models_release_plan(
+    stage: Annotated[str, typer.Option(help="The release's last stage (its endpoint decides).")],
+    output: Annotated[
+        Path | None, typer.Option(help="Also write MLOPS_RELEASE and MODEL_PACKAGE_ARN here.")
+    ] = None,
+    project: Annotated[str | None, PROJECT_OPTION] = None,
+) -> None:
+    """AWS only: should this release run deploy? Yes unless STAGE's endpoint already serves the
+    newest approved version (the release's Plan action; `make ci-plan`)."""
+    from mlops.cloud import release_plan
+    from mlops.target import connect_project
+
+    aws = connect_project(stage, project)
+    plan = release_plan(aws, aws.stage.model_package_group, aws.stage.names.endpoint)
+    verdict = "release" if plan.release else "skip"
+    err.print(f"{verdict} {plan.model_package_arn}: {plan.reason}")
+    if output:
+        output.write_text(plan.env(), encoding="utf-8")
+    out.print(plan.env(), end="")
+
+
 @app.command("describe")
 def models_describe(
     version: int,

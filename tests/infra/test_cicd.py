@@ -23,7 +23,7 @@ def cicd(templates: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return templates["mlops-cicd"]
 
 
-def test_release_goes_build_staging_smoke_approval_prod(cicd: dict[str, Any]) -> None:
+def test_release_goes_plan_build_staging_smoke_approval_prod(cicd: dict[str, Any]) -> None:
     (pipeline,) = resources(cicd, "AWS::CodePipeline::Pipeline")
     stages = [
         (s["Name"], [a["ActionTypeId"]["Provider"] for a in s["Actions"]])
@@ -31,6 +31,7 @@ def test_release_goes_build_staging_smoke_approval_prod(cicd: dict[str, Any]) ->
     ]
     assert stages == [
         ("Source", ["S3"]),
+        ("Plan", ["CodeBuild"]),
         ("Build", ["CodeBuild"]),
         ("Staging", ["CodeBuild"]),
         ("SmokeTest", ["CodeBuild"]),
@@ -43,12 +44,25 @@ def test_release_goes_build_staging_smoke_approval_prod(cicd: dict[str, Any]) ->
         for a in s["Actions"]
         if a["ActionTypeId"]["Provider"] == "CodeBuild"
     ]
+    planned = "#{Plan.MODEL_PACKAGE_ARN}"
     assert [{v["name"]: v["value"] for v in t} for t in targets] == [
-        {"CI_TARGET": "ci-build"},
-        {"CI_TARGET": "ci-deploy", "STAGE": "staging"},
+        {"CI_TARGET": "ci-plan", "STAGE": "prod"},
+        {"CI_TARGET": "ci-build", "STAGE": "dev"},
+        {"CI_TARGET": "ci-deploy", "STAGE": "staging", "MODEL_PACKAGE_ARN": planned},
         {"CI_TARGET": "ci-smoke", "STAGE": "staging"},
-        {"CI_TARGET": "ci-deploy", "STAGE": "prod"},
+        {"CI_TARGET": "ci-deploy", "STAGE": "prod", "MODEL_PACKAGE_ARN": planned},
     ]
+    # Every stage after Plan is skipped unless it found something to release.
+    for stage in pipeline["Stages"][2:]:
+        ((condition,),) = [stage["BeforeEntry"]["Conditions"]]
+        assert condition["Result"] == "SKIP"
+        ((rule,),) = [condition["Rules"]]
+        assert rule["RuleTypeId"]["Provider"] == "VariableCheck"
+        assert rule["Configuration"] == {
+            "Variable": "#{Plan.MLOPS_RELEASE}",
+            "Operator": "EQ",
+            "Value": "yes",
+        }
 
 
 def test_an_approved_model_starts_the_release(cicd: dict[str, Any]) -> None:
@@ -90,9 +104,9 @@ def test_buildspec_parses_and_runs_only_real_make_targets() -> None:
     commands = [c for phase in spec["phases"].values() for c in phase["commands"]]
     calls = _make_calls(commands)
     assert calls == ["install", "$CI_TARGET"]
-    ci_targets = set(re.findall(r'run\("\w+", "(ci-[\w-]+)"', (ROOT / "infra/cicd.py").read_text()))
+    ci_targets = set(re.findall(r'run\(\s*"\w+",\s*"(ci-[\w-]+)"', (ROOT / "infra/cicd.py").read_text()))
     ci_targets.add(spec["env"]["variables"]["CI_TARGET"])
-    assert ci_targets == {"ci-build", "ci-deploy", "ci-smoke"}
+    assert ci_targets == {"ci-plan", "ci-build", "ci-deploy", "ci-smoke"}
     assert ci_targets | {"install"} <= _make_targets()
 
 

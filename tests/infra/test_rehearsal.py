@@ -3,6 +3,7 @@ right line when any one of the defects of issue 11 is put back into a template o
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -198,6 +199,76 @@ def test_defect_7_correctness_risks(check: Callable[..., Report]) -> None:
     ]
 
 
+def test_defect_7_a_metadata_edit_releases_again(check: Callable[..., Report]) -> None:
+    """SageMaker's state-change event does not say what changed: without the Plan action's
+    gate every edit of an approved version asks for the prod approval again."""
+
+    def edit(d: Deployment) -> None:
+        cicd = stack(d, "mlops-cicd", "dev")
+        ((_, pipeline),) = cicd.of_type("AWS::CodePipeline::Pipeline")
+        for stage in pipeline["Properties"]["Stages"]:
+            stage.pop("BeforeEntry", None)
+            for action in stage["Actions"]:  # the deploys take whatever is newest
+                config = action.get("Configuration", {})
+                if "MODEL_PACKAGE_ARN" in config.get("EnvironmentVariables", ""):
+                    kept = [
+                        v
+                        for v in json.loads(config["EnvironmentVariables"])
+                        if v["name"] != "MODEL_PACKAGE_ARN"
+                    ]
+                    config["EnvironmentVariables"] = json.dumps(kept)
+
+    lines = failures(check(edit), "release gate")
+    assert len(lines) == 7  # five gated stages, two deploys
+    assert (
+        "mlops-release stage Prod is not skipped when #{Plan.MLOPS_RELEASE} is not yes: "
+        "a metadata edit of the released version would run it again"
+    ) in lines
+    assert any(
+        line.startswith("mlops-release stage Prod deploys without MODEL_PACKAGE_ARN=")
+        for line in lines
+    )
+
+
+def test_the_release_pipelines_own_roles_are_simulated(check: Callable[..., Report]) -> None:
+    """CodePipeline's role, its action roles, the build's role and the approval rule's role."""
+
+    def edit(d: Deployment) -> None:
+        cicd = stack(d, "mlops-cicd", "dev")
+        for logical, policy in list(cicd.of_type("AWS::IAM::Policy")):
+            roles = json.dumps(policy["Properties"]["Roles"])
+            if "PipelineSourceCodePipelineActionRole" in roles or "PipelineEventsRole" in roles:
+                del cicd.template["Resources"][logical]
+
+    lines = failures(check(edit), "IAM sufficiency")
+    source = [line for line in lines if "release Source/Source action role" in line]
+    assert {line.split(" cannot ")[1].split(" on ")[0] for line in source} == {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:GetBucketVersioning",
+        "kms:Decrypt",
+        "s3:PutObject",
+        "kms:GenerateDataKey",
+    }
+    assert any(
+        "approval rule role (EventBridge)" in line
+        and "cannot codepipeline:StartPipelineExecution on "
+        "arn:aws:codepipeline:us-east-1:123456789012:mlops-release"
+        in line
+        for line in lines
+    )
+
+
+def test_the_rehearsal_reads_the_project_from_the_context(
+    cdk_outs: dict[str, Path], ci_calls: dict[str, list[Any]]
+) -> None:
+    """cdk.json's project names the stacks the rehearsal expects (here: not what was built)."""
+    report = rehearse(cdk_outs, context={"project": "churn"}, ci_calls=ci_calls)
+    assert "no stack churn-model-build: the build stage was not synthesized" in failures(
+        report, "IAM sufficiency"
+    )
+
+
 def test_defect_8_codebuild_image_and_chromium_disagree(check: Callable[..., Report]) -> None:
     def edit(d: Deployment) -> None:  # back to CodeBuild's Ubuntu standard image
         for s in d.stacks:
@@ -232,7 +303,7 @@ def test_make_rehearse_prints_a_line_per_family_and_fails_on_a_defect(
     monkeypatch.setattr(entry, "rehearse", lambda outs: rehearse(outs, ci_calls=ci_calls))
     assert entry.main() == 0
     shown = capsys.readouterr()
-    assert len(shown.out.splitlines()) == 6 and "rehearsal passed" in shown.err
+    assert len(shown.out.splitlines()) == 7 and "rehearsal passed" in shown.err
     monkeypatch.setattr(
         entry,
         "rehearse",

@@ -161,3 +161,65 @@ def test_latest_approved_prints_the_arn_ci_deploys(
     capsys.readouterr()
     assert main(["models", "latest-approved", *AWS]) == 0
     assert capsys.readouterr().out.strip().endswith(":model-package/mlops-tabular/2")
+
+
+def serve(client: Any, endpoint: str, package_arn: str, name: str) -> None:
+    """What `cdk deploy` of a deploy stack leaves: a model on the package, a config, the endpoint."""
+    client.create_model(
+        ModelName=name,
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/endpoint",
+        Containers=[{"ModelPackageName": package_arn}],
+    )
+    client.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    if name.endswith("-1"):
+        client.create_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+    else:
+        client.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+
+
+def test_release_plan_releases_a_new_approval_once(
+    sagemaker: Any, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    """The release's Plan action: a new approval releases; a state change of the version prod
+    already serves (a metadata edit) does not; the planned ARN is the one deployed later."""
+    register(sagemaker, 2)
+    plan = ["models", "release-plan", "--stage", "prod", "--output", str(tmp_path / "release.env")]
+    assert main(plan) == 3  # NotFound: nothing approved yet
+    assert "has no approved version" in capsys.readouterr().err
+
+    assert main(["models", "approve", "1", *AWS]) == 0
+    capsys.readouterr()
+    assert main(plan) == 0
+    shown = capsys.readouterr()
+    first = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{GROUP}/1"
+    assert shown.out == f"MLOPS_RELEASE=yes\nMODEL_PACKAGE_ARN={first}\n"
+    assert "mlops-tabular-prod does not exist yet" in shown.err
+    assert (tmp_path / "release.env").read_text() == shown.out
+
+    serve(sagemaker, "mlops-tabular-prod", first, "prod-1")  # the release deployed it
+    # Approved again with a new description: a state change that fires the release rule (moto's
+    # UpdateModelPackage forgets the status when only metadata is given, so it is set too).
+    sagemaker.update_model_package(
+        ModelPackageArn=first, ModelApprovalStatus="Approved", ApprovalDescription="typo fixed"
+    )
+    assert main(plan) == 0
+    shown = capsys.readouterr()
+    assert shown.out.startswith("MLOPS_RELEASE=no\n")
+    assert "already serves" in shown.err and "nothing to release" in shown.err
+
+    assert main(["models", "approve", "2", *AWS]) == 0
+    capsys.readouterr()
+    assert main(plan) == 0
+    shown = capsys.readouterr()
+    assert shown.out == f"MLOPS_RELEASE=yes\nMODEL_PACKAGE_ARN={first[:-1]}2\n"
+    assert f"mlops-tabular-prod is InService on {first}" in shown.err
