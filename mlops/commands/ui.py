@@ -1,4 +1,4 @@
-"""`mlops ui`: the local web console."""
+"""`mlops ui`: the web console, on the local home or (read-only) a deployed AWS stage."""
 
 from __future__ import annotations
 
@@ -6,8 +6,16 @@ from typing import Annotated
 
 import typer
 
-from mlops.commands import current_home, err
+from mlops.commands import (
+    PROJECT_OPTION,
+    STAGE_OPTION,
+    TARGET_OPTION,
+    current_home,
+    err,
+    target_for,
+)
 from mlops.errors import MlopsError
+from mlops.target import TargetKind
 
 HOST = "127.0.0.1"  # local only: the console can approve models
 
@@ -17,8 +25,13 @@ def ui(
     mlflow_url: Annotated[
         str | None, typer.Option(help="Where an MLflow UI runs, to link from Experiments.")
     ] = None,
+    target: Annotated[TargetKind, TARGET_OPTION] = TargetKind.local,
+    stage: Annotated[str, STAGE_OPTION] = "dev",
+    project: Annotated[str | None, PROJECT_OPTION] = None,
 ) -> None:
-    """Start the local console: projects, executions, model versions, endpoints, experiments."""
+    """Start the console: projects, executions, model versions, endpoints, experiments. With
+    --target aws it reads STAGE's SageMaker resources, read-only but for a confirmed
+    approve/reject."""
     import uvicorn
 
     from mlops.endpoints import free_port
@@ -27,6 +40,11 @@ def ui(
     if not 0 <= port <= 65535:
         raise MlopsError(f"--port {port} is not a port number (1 to 65535, or 0 for a free one)")
     chosen = port or free_port()
-    app = create_app(current_home(), mlflow_url)
-    err.print(f"Console: http://{HOST}:{chosen}/  (Ctrl-C stops it)")
+    if target is TargetKind.aws:
+        app = create_app(current_home(), mlflow_url, target_for(target, stage, project))
+        where = f"AWS stage {stage}"
+    else:
+        app = create_app(current_home(), mlflow_url)
+        where = "the local home"
+    err.print(f"Console on {where}: http://{HOST}:{chosen}/  (Ctrl-C stops it)")
     uvicorn.run(app, host=HOST, port=chosen, log_level="warning")

@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
+from mlops.target.base import Target
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class Console:
         )
         self.templates.filters["basename"] = lambda uri: str(uri).rstrip("/").rsplit("/", 1)[-1]
         self.templates.filters["urlencode"] = lambda value: quote(str(value), safe="")
+        self.templates.globals["where"] = f"local home {home.root}"
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         page = self.templates.get_template(template).render(**context)
@@ -151,8 +153,18 @@ class Console:
         from mlops.executor.records import list_executions
 
         project = request.path_params["project"]
-        records = list_executions(self.home.runs, project)
-        page = paginate(records, _page(request))
+        rows = [
+            {
+                "execution_id": r.execution_id,
+                "status": r.status,
+                "started": r.start_time,
+                "dataset": str(r.parameters.get("InputDataUri", "")).rstrip("/").rsplit("/", 1)[-1],
+                "target": r.parameters.get("TargetColumn", ""),
+                "failure": r.failure_reason,
+            }
+            for r in list_executions(self.home.runs, project)
+        ]
+        page = paginate(rows, _page(request))
         return self.render("executions.html", title=f"{project}: executions", page=page)
 
     def execution(self, request: Request) -> Response:
@@ -247,7 +259,18 @@ class Console:
             csrf=self.csrf,
             report=self._report(package) is not None,
             card=_read(self._version_dir(package) / CARD_MARKDOWN),
+            lineage=self._lineage(package),
+            confirm=None,
         )
+
+    def _lineage(self, package: Any) -> list[str]:
+        """`mlops lineage VERSION`'s walk (data -> steps -> package -> endpoints), or why not."""
+        from mlops.lineage import local_lineage
+
+        try:
+            return local_lineage(self.home, package.group, package.version).lines()
+        except MlopsError as exc:
+            return [f"no lineage: {exc}"]
 
     def _version_dir(self, package: Any) -> Path:
         """Where `pipeline run` and `mlops models report|card` write a version's files."""
@@ -303,8 +326,31 @@ class Console:
             features=features,
             csrf=self.csrf,
             captures=self._captures(record),
+            drift=self._drift(record.name),
             **context,
         )
+
+    def _drift_report(self, name: str) -> Path | None:
+        """The newest report `mlops monitor drift --endpoint NAME` wrote (its default folder)."""
+        reports = sorted((self.home.root / "monitoring" / name).glob("*/drift-report.html"))
+        return reports[-1] if reports else None
+
+    def _drift(self, name: str) -> dict[str, Any] | None:
+        report = self._drift_report(name)
+        if report is None:
+            return None
+        violations = report.parent / "constraint_violations.json"
+        found = json.loads(violations.read_text(encoding="utf-8")) if violations.is_file() else {}
+        return {
+            "when": report.parent.name,
+            "violations": sorted({v.get("feature_name", "") for v in found.get("violations", [])}),
+        }
+
+    def drift_report(self, request: Request) -> Response:
+        report = self._drift_report(request.path_params["name"])
+        if report is None:
+            raise HTTPException(404, "no drift report yet: mlops monitor drift --endpoint NAME")
+        return FileResponse(report, media_type="text/html")
 
     def _package_split(self, record: Any, split: str) -> Any:
         """A split (``train``/``test``) of the execution that trained the served version."""
@@ -449,8 +495,16 @@ def _cell(value: Any, kind: str) -> str:
     return str(value)
 
 
-def create_app(home: Home, mlflow_url: str | None = None) -> Starlette:
-    console = Console(home, mlflow_url)
+def create_app(
+    home: Home, mlflow_url: str | None = None, target: Target | None = None
+) -> Starlette:
+    """The console on the local home, or with ``target`` (the AWS one) on a deployed stage."""
+    if target is not None:
+        from mlops.ui.aws import AwsConsole
+
+        console: Console = AwsConsole(home, target)
+    else:
+        console = Console(home, mlflow_url)
 
     async def error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
@@ -479,6 +533,7 @@ def create_app(home: Home, mlflow_url: str | None = None) -> Starlette:
         Route("/executions/{execution}/steps/{step}/log", console.step_log),
         Route("/endpoints", console.endpoints_page),
         Route("/endpoints/{name}", console.endpoint),
+        Route("/endpoints/{name}/drift", console.drift_report),
         Route("/endpoints/{name}/try", console.try_model, methods=["POST"]),
         Route("/endpoints/{name}/random", console.random_row, methods=["POST"]),
         Route("/experiments", console.experiments),

@@ -104,7 +104,9 @@ def test_buildspec_parses_and_runs_only_real_make_targets() -> None:
     commands = [c for phase in spec["phases"].values() for c in phase["commands"]]
     calls = _make_calls(commands)
     assert calls == ["install", "$CI_TARGET"]
-    ci_targets = set(re.findall(r'run\(\s*"\w+",\s*"(ci-[\w-]+)"', (ROOT / "infra/cicd.py").read_text()))
+    ci_targets = set(
+        re.findall(r'run\(\s*"\w+",\s*"(ci-[\w-]+)"', (ROOT / "infra/cicd.py").read_text())
+    )
     ci_targets.add(spec["env"]["variables"]["CI_TARGET"])
     assert ci_targets == {"ci-plan", "ci-build", "ci-deploy", "ci-smoke"}
     assert ci_targets | {"install"} <= _make_targets()

@@ -103,7 +103,12 @@ def test_approve_needs_the_csrf_token_and_a_description(seeded: tuple[Home, str]
 
 def test_unknown_things_are_404_pages_without_a_trace(seeded: tuple[Home, str]) -> None:
     _, url = seeded
-    for path in ("/executions/nope", "/projects/seeded/versions/999", "/nowhere"):
+    for path in (
+        "/executions/nope",
+        "/projects/seeded/versions/999",
+        "/nowhere",
+        "/endpoints/nope/drift",
+    ):
         status, page = get(url + path)
         assert status == 404 and "Traceback" not in page, path
 
@@ -159,15 +164,45 @@ def demo_console(demo_run: DemoRun) -> Iterator[tuple[DemoRun, str]]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_HOME", str(demo_run.home.root))
         assert run_cli(["models", "approve", "1", "--description", "tests"])[0] == 0
-        code, _, err = run_cli(
-            ["endpoint", "deploy", "--name", "console", "--version", "1", "--workers", "1"]
-        )
+        deploy = ["endpoint", "deploy", "--name", "console", "--version", "1", "--workers", "1"]
+        code, _, err = run_cli([*deploy, "--capture-percent", "100"])
         assert code == 0, err
         try:
             with console(demo_run.home) as url:
                 yield demo_run, url
         finally:
             run_cli(["endpoint", "delete", "console"])
+
+
+def test_a_version_shows_its_lineage_and_an_endpoint_its_latest_drift_check(
+    demo_console: tuple[DemoRun, str], tmp_path: Path
+) -> None:
+    """The pages show what `mlops lineage` and `mlops monitor drift` give, run as a user runs
+    them: captured requests first, then the drift check the endpoint page links."""
+    demo, url = demo_console
+    project = demo.record.pipeline_name
+    status, version = get(f"{url}/projects/{project}/versions/1")
+    assert status == 200
+    lineage = version.split('id="lineage">', 1)[1].split("</pre>", 1)[0]
+    assert lineage.startswith("Data ") and f"Execution   {demo.execution_id}" in lineage
+    assert "Step        Train (Training, Succeeded)" in lineage
+    assert "Endpoint    console (InService)" in lineage
+    _, before = get(f"{url}/endpoints/console")
+    assert "No drift check yet" in before
+    rows = tmp_path / "rows.csv"
+    rows.write_text("Dream,49.5,18.4,195,3600,male,2008\nBiscoe,46.1,13.2,211,4500,female,2007\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_HOME", str(demo.home.root))
+        for _ in range(3):
+            assert run_cli(["endpoint", "invoke", "console", "--file", str(rows)])[0] == 0
+        code, _, err = run_cli(["monitor", "drift", "--endpoint", "console"])
+    assert code in (0, 1), err  # 1: violations found (six rows are not the training data)
+    _, after = get(f"{url}/endpoints/console")
+    shown = after.split('id="drift">', 1)[1].split("</p>", 1)[0]
+    assert "Latest check" in shown and 'href="/endpoints/console/drift"' in shown
+    assert ("violations in" in shown) == (code == 1)
+    status, report = get(f"{url}/endpoints/console/drift")
+    assert status == 200 and "<html" in report.lower() and "console" in report
 
 
 @pytest.mark.slow

@@ -14,15 +14,15 @@ import uvicorn
 
 from mlops.endpoints import free_port
 from mlops.home import Home
+from mlops.target.base import Target
 from mlops.ui.app import create_app
 
 
 @contextlib.contextmanager
-def console(home: Home) -> Iterator[str]:
+def console(home: Home, target: Target | None = None) -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(home), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(home, None, target)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="console", daemon=True)
     thread.start()
     try:
