@@ -35,16 +35,20 @@ def ui(
     import uvicorn
 
     from mlops.endpoints import free_port
-    from mlops.ui.app import create_app
+    from mlops.ui.app import Console, create_app
 
     if not 0 <= port <= 65535:
         raise MlopsError(f"--port {port} is not a port number (1 to 65535, or 0 for a free one)")
     chosen = port or free_port()
+    console: Console
     if target is TargetKind.aws:
-        app = create_app(current_home(), mlflow_url, target_for(target, stage, project))
+        from mlops.ui.aws import AwsConsole
+
+        console = AwsConsole(current_home(), target_for(target, stage, project))
         where = f"AWS stage {stage}"
     else:
-        app = create_app(current_home(), mlflow_url)
+        console = Console(current_home(), mlflow_url)
         where = "the local home"
+    app = create_app(console)
     err.print(f"Console on {where}: http://{HOST}:{chosen}/  (Ctrl-C stops it)")
     uvicorn.run(app, host=HOST, port=chosen, log_level="warning")

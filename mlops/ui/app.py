@@ -26,7 +26,6 @@ from starlette.routing import Route
 
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
-from mlops.target.base import Target
 
 log = logging.getLogger(__name__)
 
@@ -495,16 +494,8 @@ def _cell(value: Any, kind: str) -> str:
     return str(value)
 
 
-def create_app(
-    home: Home, mlflow_url: str | None = None, target: Target | None = None
-) -> Starlette:
-    """The console on the local home, or with ``target`` (the AWS one) on a deployed stage."""
-    if target is not None:
-        from mlops.ui.aws import AwsConsole
-
-        console: Console = AwsConsole(home, target)
-    else:
-        console = Console(home, mlflow_url)
+def create_app(console: Console) -> Starlette:
+    """The console's routes over ``console`` (the local home's, or mlops.ui.aws's AwsConsole)."""
 
     async def error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):

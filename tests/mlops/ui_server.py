@@ -15,13 +15,14 @@ import uvicorn
 from mlops.endpoints import free_port
 from mlops.home import Home
 from mlops.target.base import Target
-from mlops.ui.app import create_app
+from mlops.ui.app import Console, create_app
+from mlops.ui.aws import AwsConsole
 
 
 @contextlib.contextmanager
 def console(home: Home, target: Target | None = None) -> Iterator[str]:
     port = free_port()
-    app = create_app(home, None, target)
+    app = create_app(AwsConsole(home, target) if target else Console(home))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="console", daemon=True)
     thread.start()
