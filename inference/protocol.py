@@ -23,6 +23,7 @@ from typing import Any
 from uvicorn import Config, Server
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors.multiprocess import Process
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +122,85 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.transport.close()  # a body under way: the app sees the client go (http.disconnect)
 
 
+class ReusePortSupervisor(Multiprocess):
+    """uvicorn's supervisor, but each worker listens on a socket of its own (``SO_REUSEPORT``),
+    so the kernel spreads new connections over the workers.
+
+    With one shared socket, the first worker to wake accepts every pending connection (the event
+    loop drains the listen queue) and keep-alive keeps them there: wrk's 16 connections opened at
+    once landed on one worker in one run of three, and one core served everything. uvicorn hands
+    every worker the supervisor's socket list, so each worker's restart is run with its own.
+    """
+
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets=[])
+        self.worker_sockets = sockets
+        self.processes_num = len(sockets)
+
+    @contextlib.contextmanager
+    def _as_worker(self, index: int) -> Any:
+        """Run a supervisor step that (re)starts processes as if worker ``index`` were the only one."""
+        processes = self.processes
+        self.sockets, self.processes = [self.worker_sockets[index]], [processes[index]]
+        try:
+            yield
+        finally:
+            processes[index] = self.processes[0]
+            self.sockets, self.processes = [], processes
+
+    def init_processes(self) -> None:
+        for sock in self.worker_sockets:
+            process = Process(self.config, [sock])
+            process.start()
+            self.processes.append(process)
+
+    def keep_subprocess_alive(self) -> None:
+        for index in range(len(self.processes)):
+            with self._as_worker(index):
+                super().keep_subprocess_alive()
+
+    def restart_all(self) -> None:
+        for index in range(len(self.processes)):
+            with self._as_worker(index):
+                super().restart_all()
+
+    def handle_ttin(self) -> None:  # one socket per worker: the count is fixed at start
+        log.warning(
+            "SIGTTIN ignored: the number of workers is set by SAGEMAKER_MODEL_SERVER_WORKERS"
+        )
+
+    def handle_ttou(self) -> None:
+        log.warning(
+            "SIGTTOU ignored: the number of workers is set by SAGEMAKER_MODEL_SERVER_WORKERS"
+        )
+
+
+def reuse_port_sockets(config: Config, count: int) -> list[socket.socket]:
+    """``count`` listening sockets on the config's address, in one SO_REUSEPORT group."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sockets: list[socket.socket] = []
+    port = config.port
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((config.host, port))
+            port = sock.getsockname()[1]  # port 0: the others join the one the kernel chose
+            sock.listen(config.backlog)
+            sock.set_inheritable(True)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        log.error("cannot listen on %s:%s: %s", config.host, config.port, exc)
+        raise SystemExit(1) from exc
+    return sockets
+
+
 def run(config: ServerConfig) -> None:
     """``uvicorn.run`` for a prepared config: one worker in this process, or a supervisor."""
     if config.workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        ReusePortSupervisor(config, reuse_port_sockets(config, config.workers)).run()
     else:
         Server(config).run()

@@ -226,6 +226,26 @@ def metrics_server(
 
 
 @pytest.mark.slow
+def test_each_worker_listens_on_a_socket_of_its_own(metrics_server: dict[str, Any]) -> None:
+    """SO_REUSEPORT: the kernel spreads new connections over the workers' sockets, so a burst
+    of keep-alive connections cannot all land on the one worker that woke first."""
+    import psutil
+
+    port = int(metrics_server["url"].rsplit(":", 1)[1])
+    listening: dict[int, set[str]] = {}
+    for pid in _worker_pids(metrics_server["folder"]):
+        fds = [
+            c.fd
+            for c in psutil.Process(pid).net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        ]
+        listening[pid] = {str(Path(f"/proc/{pid}/fd/{fd}").readlink()) for fd in fds}
+    assert len(listening) == 2 and all(len(s) == 1 for s in listening.values()), listening
+    first, second = listening.values()
+    assert first != second  # one socket each (uvicorn's supervisor shares one between them)
+
+
+@pytest.mark.slow
 def test_one_scrape_sums_every_worker_and_survives_a_dead_one(
     metrics_server: dict[str, Any],
 ) -> None:
