@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from sagemaker_jobs import feature_selection
 from sagemaker_jobs.contract import JobError
-from sagemaker_jobs.features import category_text, parse_dates
+from sagemaker_jobs.features import category_texts, parse_dates
 
 log = logging.getLogger(__name__)
 
@@ -192,16 +192,25 @@ def read_table(location: Path) -> pd.DataFrame:
     return table
 
 
-def _non_null_text(column: pd.Series) -> pd.Series:
-    return column.dropna().astype(str).str.strip()
+def _distinct_texts(column: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Each distinct non-missing cell as stripped text, and how many cells hold it: the kind
+    checks below parse the distinct values once (a million-row category column has a handful),
+    weighted by their counts, instead of every cell."""
+    counts = column.dropna().value_counts(sort=False)
+    texts = pd.Series(counts.index.astype(str), dtype=object).str.strip()
+    return texts, counts.to_numpy()
+
+
+def _share(matches: pd.Series, weights: np.ndarray) -> float:
+    return float((matches.to_numpy(dtype=bool) * weights).sum() / weights.sum())
 
 
 def _looks_like_dates(column: pd.Series) -> bool:
-    values = _non_null_text(column)
-    if values.empty or not values.str.match(_DATE_RE).mean() >= 0.95:
+    texts, weights = _distinct_texts(column)
+    if texts.empty or not _share(texts.str.match(_DATE_RE), weights) >= 0.95:
         return False
-    parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() >= 0.95)
+    parsed = pd.to_datetime(texts, errors="coerce", format="mixed")
+    return _share(parsed.notna(), weights) >= 0.95
 
 
 def _coerce_numeric(name: str, column: pd.Series, *, declared: bool) -> pd.Series:
@@ -228,10 +237,10 @@ def infer_kind(name: str, column: pd.Series) -> Kind:
         return "numeric"
     if pd.api.types.is_datetime64_any_dtype(column) or _looks_like_dates(column):
         return "datetime"
-    values = _non_null_text(column)
+    texts, weights = _distinct_texts(column)
     if (
-        not values.empty
-        and pd.to_numeric(values, errors="coerce").notna().mean() >= NUMERIC_LOOKING_SHARE
+        not texts.empty
+        and _share(pd.to_numeric(texts, errors="coerce").notna(), weights) >= NUMERIC_LOOKING_SHARE
     ):
         _coerce_numeric(name, column, declared=False)  # raises with the offending values
     return "categorical"
@@ -298,7 +307,7 @@ def prepare(table: pd.DataFrame, spec: DataSpec) -> tuple[pd.DataFrame, Schema]:
         if kind == "numeric":
             table[name] = _coerce_numeric(name, column, declared=declared is not None)
         elif kind == "categorical":
-            table[name] = column.map(category_text)  # the form the model server will send
+            table[name] = category_texts(column)  # the form the model server will send
         kinds[name] = kind
     kept, selection = feature_selection.select(table, kinds, set(spec.column_types))
     features: dict[str, Kind] = {name: kinds[name] for name in kept}

@@ -36,6 +36,21 @@ def category_text(value: Any) -> str | None:
     return text.lower() if text.lower() in ("true", "false") else text
 
 
+def category_texts(column: pd.Series) -> pd.Series:
+    """``category_text`` of every cell: once per distinct value when the cells are text (a
+    million-row column has a handful of categories), cell by cell otherwise (mixed cells such as
+    True and 1 are equal to a hash table, but not as categories)."""
+    if pd.api.types.infer_dtype(column, skipna=True) != "string":
+        return column.map(category_text)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    texts = [category_text(u) for u in uniques]
+    if all(t is None for t in texts):  # nothing but missing markers: map's result, exactly
+        return column.map(category_text)
+    # As Series.map gives them: missing as NaN; code -1 (a missing cell) takes the last entry.
+    table = np.array([np.nan if t is None else t for t in texts] + [np.nan], dtype=object)
+    return pd.Series(table[codes], index=column.index, name=column.name)  # dtype as map infers it
+
+
 def parse_dates(values: pd.Series) -> pd.Series:
     """The one reading of date cells, for training, serving, profiles and drift: unparseable
     ones become NaT."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from sagemaker_jobs.contract import JobError
 from sagemaker_jobs.data import (
     DataSpec,
     Schema,
+    infer_kind,
     parse_column_types,
     prepare,
     profile,
@@ -507,3 +509,31 @@ def test_read_split_round_trips_a_schema_and_rejects_missing_columns(tmp_path: P
 
     with pytest.raises(JobError, match=r"lacks columns \['b'\]"):
         read_split(path, schema)
+
+
+@pytest.mark.parametrize(
+    "cells",
+    [
+        [" a", "NA", None, np.nan, "TRUE", "b ", "", "x"] * 3,
+        [True, 1, 1.0, "1", None],  # equal to a hash table, not as categories
+        [1.0, 2.0, np.nan],
+        ["NA", None],  # nothing but missing markers
+        pd.Series(["a", None, "b"], dtype="str"),
+    ],
+)
+def test_category_texts_per_distinct_value_equal_the_cell_by_cell_map(cells: Any) -> None:
+    from sagemaker_jobs.features import category_text, category_texts
+
+    column = pd.Series(cells, name="c")
+    pd.testing.assert_series_equal(category_texts(column), column.map(category_text))
+
+
+def test_kinds_are_judged_by_the_share_of_cells_not_of_distinct_values() -> None:
+    """The kind checks parse each distinct value once but weigh it by its cells: 96 date cells
+    and 4 distinct other words are a date column (95% rule); 94 and 6 are not."""
+    dates = ["2024-01-05"] * 96 + ["w", "x", "y", "z"]
+    assert infer_kind("d", pd.Series(dates)) == "datetime"
+    assert infer_kind("d", pd.Series(["2024-01-05"] * 94 + list("uvwxyz"))) == "categorical"
+    numbers = ["1"] * 97 + ["a", "b", "c"]  # numbers in nearly every cell, three typos
+    with pytest.raises(JobError, match="non-numeric values"):
+        infer_kind("n", pd.Series(numbers))
