@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 CAPTURED_SHOWN = 20
+TEST_ROWS_KEPT = 1000  # the random-row button draws from these
 STATUS_COLORS = {
     "Succeeded": "#d3f9d8",
     "Failed": "#ffe3e3",
@@ -118,6 +119,8 @@ class Console:
         self.endpoints = LocalEndpoints(home, self.registry)
         self.mlflow_url = mlflow_url
         self.csrf = secrets.token_urlsafe(32)
+        self._fields: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self._test_rows: dict[tuple[str, int], Any] = {}
         self.templates = Environment(
             loader=PackageLoader("mlops.ui", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -371,6 +374,24 @@ class Console:
         return None
 
     def _features(self, record: Any) -> list[dict[str, Any]]:
+        """The form's fields: a version's schema never changes, so it is built once per version
+        (it reads the training split, which on a large table takes a while)."""
+        key = (record.group, record.version)
+        if key not in self._fields:
+            self._fields[key] = self._build_features(record)
+        return self._fields[key]
+
+    def _test_sample(self, record: Any) -> Any:
+        """Up to TEST_ROWS_KEPT rows of the version's test split, read once per version."""
+        key = (record.group, record.version)
+        if key not in self._test_rows:
+            test = self._package_split(record, "test")
+            if test is not None and len(test) > TEST_ROWS_KEPT:
+                test = test.sample(TEST_ROWS_KEPT, random_state=0)
+            self._test_rows[key] = test
+        return self._test_rows[key]
+
+    def _build_features(self, record: Any) -> list[dict[str, Any]]:
         from mlops.registry.projects import input_schema
 
         package = self.registry.describe_model_package(record.group, record.version)
@@ -423,7 +444,7 @@ class Console:
         form = await _form(request)
         self._check_csrf(form.get("csrf"))
         record = self.endpoints.describe(request.path_params["name"])
-        test = self._package_split(record, "test")
+        test = self._test_sample(record)
         if test is None or test.empty:
             return self.endpoint(request, error="no test split is known for this version")
         row = test.iloc[random.randrange(len(test))]
