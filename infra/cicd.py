@@ -4,10 +4,10 @@
 Plan (the newest approved version, and whether prod already serves it) -> build (check, test,
 synth) -> deploy staging with the planned model package of the build stage's group -> smoke test
 the staging endpoint -> manual approval -> deploy prod; every stage after Plan is skipped when
-there is nothing to release. An
-EventBridge rule starts it when a version of that group is approved. Source: a zip in an S3
-bucket, or a CodeStar connection to GitHub/GitLab/Bitbucket (CodeCommit is closed to new
-customers). The stack does not depend on ``-c stage``: every synth produces the same template.
+there is nothing to release. An EventBridge rule starts it when a version of that group changes
+while approved. Source: a zip in an S3 bucket, or a CodeStar connection to
+GitHub/GitLab/Bitbucket (CodeCommit is closed to new customers). The stack does not depend on
+``-c stage``: every synth produces the same template.
 """
 
 from __future__ import annotations

@@ -342,7 +342,10 @@ class Console:
         if report is None:
             return None
         violations = report.parent / "constraint_violations.json"
-        found = json.loads(violations.read_text(encoding="utf-8")) if violations.is_file() else {}
+        try:
+            found = json.loads(violations.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # the report stands; its violations file is unreadable
+            found = {}
         return {
             "when": report.parent.name,
             "violations": sorted({v.get("feature_name", "") for v in found.get("violations", [])}),
