@@ -94,7 +94,8 @@ def evaluate(
     score = (
         metrics.classification if schema.problem_type == "classification" else metrics.regression
     )
-    report = score(model, test[list(schema.features)], test[schema.target])
+    answers = metrics.predictions(model, test[list(schema.features)])  # once: the report too
+    report = score(model, test[list(schema.features)], test[schema.target], answers)
     value = report["metrics"][gate]["value"]
     if value is None:
         raise JobError(
@@ -115,7 +116,7 @@ def evaluate(
         # How the package is served, and its compiled form scored both ways on this split.
         "inference": compile.test_split_parity(model_dir, model, manifest, test, schema),
     }
-    return evaluation, ReportInputs(model, manifest, test, evaluation, profile)
+    return evaluation, ReportInputs(model, manifest, test, evaluation, profile, answers)
 
 
 def run(args: argparse.Namespace, paths: Paths) -> None:

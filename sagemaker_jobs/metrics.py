@@ -8,6 +8,7 @@ and in an ``averaging`` entry beside its value, so no reader has to guess.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,15 @@ from sklearn import metrics as skm
 from sagemaker_jobs.contract import JobError
 from sagemaker_jobs.metric_directions import GATE_METRICS, check_gate, higher_is_better
 
-__all__ = ["GATE_METRICS", "classification", "gate_verdict", "regression", "resolve_gate_metric"]
+__all__ = [
+    "GATE_METRICS",
+    "Predictions",
+    "classification",
+    "gate_verdict",
+    "predictions",
+    "regression",
+    "resolve_gate_metric",
+]
 
 DEFAULT_GATE = {"classification": "accuracy", "regression": "r2"}
 # A target whose smallest class has under this share of the rows is imbalanced: accuracy
@@ -33,9 +42,26 @@ def _value(x: float | None, averaging: str | None = None) -> dict[str, Any]:
     return entry
 
 
-def classification(model: Any, features: pd.DataFrame, truth: pd.Series) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Predictions:
+    """The model's answers on one split, computed once: the metrics and the evaluation report
+    both read them (on a large test split each ``predict`` costs seconds)."""
+
+    labels: np.ndarray  # model.predict
+    proba: np.ndarray | None  # model.predict_proba, for a classifier that has it
+
+
+def predictions(model: Any, features: pd.DataFrame) -> Predictions:
+    proba = model.predict_proba(features) if hasattr(model, "predict_proba") else None
+    return Predictions(np.asarray(model.predict(features)), proba)
+
+
+def classification(
+    model: Any, features: pd.DataFrame, truth: pd.Series, given: Predictions | None = None
+) -> dict[str, Any]:
+    given = given or predictions(model, features)
     classes = [str(c) for c in model.classes_]
-    predicted = model.predict(features).astype(str)
+    predicted = given.labels.astype(str)
     truth = truth.astype(str)
     result: dict[str, Any] = {
         "accuracy": _value(skm.accuracy_score(truth, predicted)),
@@ -53,8 +79,8 @@ def classification(model: Any, features: pd.DataFrame, truth: pd.Series) -> dict
     }
     auc: float | None = None
     averaging = None
-    if hasattr(model, "predict_proba") and truth.nunique() > 1:
-        proba = model.predict_proba(features)
+    if given.proba is not None and truth.nunique() > 1:
+        proba = given.proba
         if len(classes) == 2:
             auc = skm.roc_auc_score(truth == classes[1], proba[:, 1])
             averaging = f"binary (positive class {classes[1]!r})"
@@ -85,8 +111,10 @@ def classification(model: Any, features: pd.DataFrame, truth: pd.Series) -> dict
     }
 
 
-def regression(model: Any, features: pd.DataFrame, truth: pd.Series) -> dict[str, Any]:
-    predicted = model.predict(features)
+def regression(
+    model: Any, features: pd.DataFrame, truth: pd.Series, given: Predictions | None = None
+) -> dict[str, Any]:
+    predicted = (given or predictions(model, features)).labels
     return {
         "metrics": {
             "rmse": _value(float(np.sqrt(skm.mean_squared_error(truth, predicted)))),

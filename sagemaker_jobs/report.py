@@ -19,6 +19,7 @@ import pandas as pd
 from sagemaker_jobs import importance
 from sagemaker_jobs.html_report import Section, new_figure, write_page
 from sagemaker_jobs.metric_directions import higher_is_better
+from sagemaker_jobs.metrics import Predictions, predictions
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,6 +37,7 @@ class ReportInputs:
     test: pd.DataFrame
     evaluation: dict[str, Any]  # evaluation.json's content
     profile: dict[str, Any] | None  # preprocess's profile.json, if the job was given it
+    answers: Predictions | None = None  # the model's on the test split, if already computed
 
 
 def build_report(inputs: ReportInputs) -> list[Section]:
@@ -51,11 +53,12 @@ def _sections(inputs: ReportInputs) -> list[Section]:
     features = [f["name"] for f in inputs.manifest["features"]]
     target = inputs.manifest["target"]
     x, y = inputs.test[features], inputs.test[target]
+    answers = inputs.answers or predictions(inputs.model, x)
     sections = [_gate_section(inputs.evaluation)]
     if inputs.evaluation["problem_type"] == "classification":
-        sections += _classification_sections(inputs.model, x, y, inputs.evaluation)
+        sections += _classification_sections(inputs.model, y, inputs.evaluation, answers)
     else:
-        sections += _regression_sections(inputs.model, x, y)
+        sections += _regression_sections(y, answers)
     sections.append(_importance_section(inputs.model, x, y, inputs))
     sections += _profile_sections(inputs.profile)
     sections += _selection_sections(inputs.manifest)
@@ -132,7 +135,7 @@ def _gate_section(evaluation: dict[str, Any]) -> Section:
 
 # classification ------------------------------------------------------------------------
 def _classification_sections(
-    model: Any, x: pd.DataFrame, y: pd.Series, evaluation: dict[str, Any]
+    model: Any, y: pd.Series, evaluation: dict[str, Any], answers: Predictions
 ) -> list[Section]:
     from sklearn import metrics as skm
 
@@ -152,8 +155,8 @@ def _classification_sections(
     )
     confusion.figure("Confusion matrix on the test split", _confusion_figure(labels, matrix))
     sections = [confusion]
-    if hasattr(model, "predict_proba"):
-        proba = model.predict_proba(x)
+    if answers.proba is not None:
+        proba = answers.proba
         classes = [str(c) for c in model.classes_]
         # Binary: the curves of the positive class; multiclass: one-vs-rest, one per class.
         shown = classes[1:] if len(classes) == 2 else classes
@@ -219,8 +222,8 @@ def _confusion_figure(labels: list[str], matrix: np.ndarray) -> Figure:
 
 
 # regression ----------------------------------------------------------------------------
-def _regression_sections(model: Any, x: pd.DataFrame, y: pd.Series) -> list[Section]:
-    predicted = np.asarray(model.predict(x), dtype=float)
+def _regression_sections(y: pd.Series, answers: Predictions) -> list[Section]:
+    predicted = np.asarray(answers.labels, dtype=float)
     actual = y.to_numpy(dtype=float)
     residuals = actual - predicted
     section = Section(

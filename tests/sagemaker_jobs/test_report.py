@@ -215,3 +215,56 @@ def test_the_evaluate_step_reads_the_profile_and_gets_the_threshold(
     assert threshold == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.QualityThreshold"}]}}
     # Nothing that changes per execution: the step stays cacheable.
     assert "Execution" not in json.dumps(arguments)
+
+
+def test_evaluate_predicts_the_test_split_once_for_the_metrics_and_the_report(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a large split each full predict costs seconds: the metrics and the report's curves
+    read the same answers (permutation importance predicts its own sample rows)."""
+    test = _test_split("species")
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    test.to_parquet(test_dir / "test.parquet", index=False)
+    full: list[str] = []
+    from sagemaker_jobs import compile, importance
+
+    monkeypatch.setattr(compile, "PARITY_ROWS", 30)  # the parity check reads its own first rows
+    shuffling: list[bool] = []  # permutation importance predicts shuffled copies: not counted
+    real_importance = importance.permutation_importance
+
+    def ranked(*args: Any, **kwargs: Any) -> Any:
+        shuffling.append(True)
+        try:
+            return real_importance(*args, **kwargs)
+        finally:
+            shuffling.pop()
+
+    monkeypatch.setattr(importance, "permutation_importance", ranked)
+
+    class Counting:  # the loaded model, counting its predictions of the whole split
+        def __init__(self, model: Any) -> None:
+            self.model = model
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.model, name)
+
+        def predict(self, x: Any) -> Any:
+            return self._count("predict", x)
+
+        def predict_proba(self, x: Any) -> Any:
+            return self._count("predict_proba", x)
+
+        def _count(self, method: str, x: Any) -> Any:
+            if len(x) == len(test) and not shuffling:
+                full.append(method)
+            return getattr(self.model, method)(x)
+
+    real_load = artifacts.load
+    monkeypatch.setattr(
+        artifacts, "load", lambda d: (lambda m: (Counting(m[0]), m[1]))(real_load(d))
+    )
+    evaluation, inputs = evaluate.evaluate(model_dir, test_dir, "accuracy", 0.5)
+    build_report(inputs)
+    assert sorted(full) == ["predict", "predict_proba"]  # one each, not one per reader
+    assert evaluation["metrics"]["accuracy"]["value"] > 0.5
