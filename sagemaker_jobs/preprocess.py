@@ -78,8 +78,8 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
             f"step read {args.dataset_sha256}): do not overwrite InputDataUri while a run reads "
             "it; start the pipeline again"
         )
-    # What reads the whole table runs before the split, so the table and its three parts are
-    # never in memory together with anything else.
+    # What reads the whole table runs before the split, and the table goes once split: at most
+    # the cleaned table and its three parts are in memory at once (the raw table went above).
     report = data.profile(table, schema, raw_rows=raw_rows, sha256=sha256)
     write_json(out / "profile" / "profile.json", report)
     # The EDA page beside the profile, on a bounded sample (sagemaker_jobs/eda.py).
