@@ -119,6 +119,7 @@ class Console:
         self.endpoints = LocalEndpoints(home, self.registry)
         self.mlflow_url = mlflow_url
         self.csrf = secrets.token_urlsafe(32)
+        self.confirm: str | None = None  # what a decision's checkbox must say, when it needs one
         self._fields: dict[tuple[str, int], list[dict[str, Any]]] = {}
         self._test_rows: dict[tuple[str, int], Any] = {}
         self.templates = Environment(
@@ -236,12 +237,16 @@ class Console:
             "versions.html", title=f"{project}: model versions", page=page, project=project
         )
 
-    def version(self, request: Request) -> Response:
-        from mlops.model_card.files import CARD_MARKDOWN
-        from sagemaker_jobs.metric_directions import higher_is_better
-
+    def _version_package(self, request: Request) -> tuple[str, Any]:
+        """The page's project and the version it names (a project's group carries its name)."""
         project = request.path_params["project"]
         package = self.registry.describe_model_package(project, int(request.path_params["version"]))
+        return project, package
+
+    def version(self, request: Request) -> Response:
+        from sagemaker_jobs.metric_directions import higher_is_better
+
+        project, package = self._version_package(request)
         values = package.metrics.get("metrics", {})
         metrics = [
             {
@@ -259,11 +264,19 @@ class Console:
             metrics=metrics,
             gate=package.metrics.get("quality_gate", {}).get("message", ""),
             csrf=self.csrf,
-            report=self._report(package) is not None,
-            card=_read(self._version_dir(package) / CARD_MARKDOWN),
+            report=self._has_report(package),
+            card=self._card(package),
             lineage=self._lineage(package),
-            confirm=None,
+            confirm=self.confirm,
         )
+
+    def _has_report(self, package: Any) -> bool:
+        return self._report(package) is not None
+
+    def _card(self, package: Any) -> str:
+        from mlops.model_card.files import CARD_MARKDOWN
+
+        return _read(self._version_dir(package) / CARD_MARKDOWN)
 
     def _lineage(self, package: Any) -> list[str]:
         """`mlops lineage VERSION`'s walk (data -> steps -> package -> endpoints), or why not."""
@@ -285,8 +298,7 @@ class Console:
         return path if path.is_file() else None
 
     def report(self, request: Request) -> Response:
-        project = request.path_params["project"]
-        package = self.registry.describe_model_package(project, int(request.path_params["version"]))
+        _, package = self._version_package(request)
         path = self._report(package)
         if path is None:
             raise HTTPException(404, "this version has no report yet: mlops models report")
@@ -295,16 +307,19 @@ class Console:
     async def decide(self, request: Request) -> Response:
         form = await _form(request)
         self._check_csrf(form.get("csrf"))
-        project = request.path_params["project"]
-        version = int(request.path_params["version"])
+        project, package = self._version_package(request)
         status = {"approve": "Approved", "reject": "Rejected"}.get(request.path_params["action"])
         if status is None:
             raise HTTPException(404, "a version can be approved or rejected, nothing else")
+        if self.confirm and form.get("confirm") != "yes":
+            raise MlopsError(f"nothing changed: tick the box that says '{self.confirm}'")
         description = str(form.get("description", "")).strip()
         if not description:
             raise MlopsError("say who decides and why: the description is required")
-        self.registry.update_approval_status(project, version, status, description)
-        return RedirectResponse(f"/projects/{quote(project)}/versions/{version}", status_code=303)
+        self.registry.update_approval_status(package.group, package.version, status, description)
+        return RedirectResponse(
+            f"/projects/{quote(project)}/versions/{package.version}", status_code=303
+        )
 
     def endpoints_page(self, request: Request) -> Response:
         return self.render("endpoints.html", title="Endpoints", endpoints=self.endpoints.list())

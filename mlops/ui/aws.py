@@ -13,12 +13,12 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from mlops.errors import MlopsError, NotFound
 from mlops.home import Home
 from mlops.target.base import StepRow, Target
-from mlops.ui.app import Console, _form, _page, _read, graph_svg, paginate
+from mlops.ui.app import Console, _page, _read, graph_svg, paginate
 
 EXECUTIONS_READ = 1000  # newest executions listed (ListPipelineExecutions pages through them)
 
@@ -136,72 +136,36 @@ class AwsConsole(Console):
         self._project(request)
         return super().versions(request)
 
-    def version(self, request: Request) -> Response:
-        from mlops.model_card.files import CARD_MARKDOWN
-        from sagemaker_jobs.metric_directions import higher_is_better
-
+    def _version_package(self, request: Request) -> tuple[str, Any]:
         project = self._project(request)
         version = int(request.path_params["version"])
-        package = self.registry.describe_model_package(self.target.default_group, version)
-        files = self.target.version_files(package)
-        values = package.metrics.get("metrics", {})
-        metrics = [
-            {
-                "name": name,
-                "value": entry.get("value") if isinstance(entry, dict) else entry,
-                "direction": "higher is better" if higher_is_better(name) else "lower is better",
-            }
-            for name, entry in values.items()
-        ]
-        card = _read(files.default_dir() / CARD_MARKDOWN) or (
-            f"Not written yet: mlops models card {version} --target aws --stage {self.stage}"
+        return project, self.registry.describe_model_package(self.target.default_group, version)
+
+    def _has_report(self, package: Any) -> bool:
+        return True  # the Evaluate step's, read from S3 when the frame asks
+
+    def _card(self, package: Any) -> str:
+        from mlops.model_card.files import CARD_MARKDOWN
+
+        return _read(self.target.version_files(package).default_dir() / CARD_MARKDOWN) or (
+            f"Not written yet: mlops models card {package.version} --target aws "
+            f"--stage {self.stage}"
         )
+
+    def _lineage(self, package: Any) -> list[str]:
         try:
-            lineage = self.target.lineage(self.target.default_group, version).lines()
+            return self.target.lineage(package.group, package.version).lines()
         except MlopsError as exc:
-            lineage = [f"no lineage: {exc}"]
-        return self.render(
-            "version.html",
-            title=f"{project} version {package.version}",
-            project=project,
-            package=package,
-            metrics=metrics,
-            gate=package.metrics.get("quality_gate", {}).get("message", ""),
-            csrf=self.csrf,
-            report=True,  # the Evaluate step's, read from S3 when the frame asks
-            card=card,
-            lineage=lineage,
-            confirm=self.confirm,
-        )
+            return [f"no lineage: {exc}"]
 
     def report(self, request: Request) -> Response:
         from mlops.model_card.files import REPORT_FILE
 
-        self._project(request)
-        version = int(request.path_params["version"])
-        package = self.registry.describe_model_package(self.target.default_group, version)
+        _, package = self._version_package(request)
         body = self.target.version_files(package).evaluation_file(REPORT_FILE)
         if body is None:
             raise HTTPException(404, "the Evaluate step of this version wrote no report")
         return HTMLResponse(body.decode("utf-8"))
-
-    async def decide(self, request: Request) -> Response:
-        form = await _form(request)
-        self._check_csrf(form.get("csrf"))
-        project = self._project(request)
-        version = int(request.path_params["version"])
-        status = {"approve": "Approved", "reject": "Rejected"}.get(request.path_params["action"])
-        if status is None:
-            raise HTTPException(404, "a version can be approved or rejected, nothing else")
-        if form.get("confirm") != "yes":
-            raise MlopsError(f"nothing changed: tick the box that says '{self.confirm}'")
-        description = str(form.get("description", "")).strip()
-        if not description:
-            raise MlopsError("say who decides and why: the description is required")
-        self.registry.update_approval_status(
-            self.target.default_group, version, status, description
-        )
-        return RedirectResponse(f"/projects/{project}/versions/{version}", status_code=303)
 
     def endpoints_page(self, request: Request) -> Response:
         from mlops.stages import names
