@@ -386,6 +386,7 @@ class Requirements:
             store = props["ArtifactStore"]
             artifacts = f"s3://{store['Location']}/{name}/artifact.zip"
             store_key = store.get("EncryptionKey", {}).get("Id")
+            built: set[str] = set()  # projects whose own role is checked (once, not per action)
             for stage in props["Stages"]:
                 for action in stage["Actions"]:
                     who = f"release {stage['Name']}/{action['Name']} action role"
@@ -397,7 +398,7 @@ class Requirements:
                             action["RoleArn"],
                             f"run {stage['Name']}/{action['Name']}",
                         )
-                    yield from self._action(who, action, artifacts, store_key, region)
+                    yield from self._action(who, action, artifacts, store_key, region, built)
             arn = self.deployment.arn(stack, logical)
             for _, rule in stack.of_type("AWS::Events::Rule"):
                 for target in r(stack, rule["Properties"]).get("Targets", []):
@@ -411,7 +412,13 @@ class Requirements:
                         )
 
     def _action(
-        self, who: str, action: dict[str, Any], artifacts: str, key: str | None, region: str
+        self,
+        who: str,
+        action: dict[str, Any],
+        artifacts: str,
+        key: str | None,
+        region: str,
+        built: set[str],
     ) -> Iterator[Need]:
         kind, config = action["ActionTypeId"], action.get("Configuration", {})
         role = action.get("RoleArn", "")
@@ -431,7 +438,9 @@ class Requirements:
             project_arn = self.deployment.arn(stack, logical)
             for verb in ("StartBuild", "BatchGetBuilds"):
                 yield Need(who, role, f"codebuild:{verb}", project_arn, "run the build")
-            yield from self._build(stack, logical, artifacts, key, region)
+            if project_arn not in built:
+                built.add(project_arn)
+                yield from self._build(stack, logical, artifacts, key, region)
 
     def _project(self, name: str) -> tuple[Stack, str]:
         for stack in self.deployment.unique_stacks():
