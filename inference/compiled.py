@@ -1,8 +1,8 @@
 """The compiled form of the pipeline's model: preprocessing as NumPy over the request's columns,
 the tree ensemble in ONNX Runtime.
 
-``sagemaker_jobs.compile`` writes ``compiled.json`` (the fitted imputation, scaling, one-hot
-and date parameters, the output link and classes) and ``trees.onnx`` (every tree, float64
+``sagemaker_jobs.compile`` writes ``compiled.json`` (the fitted imputation, scaling, category
+codes and date parameters, the output link and classes) and ``trees.onnx`` (every tree, float64
 thresholds and leaf values) at training time, after proving parity with scikit-learn. Here they
 are loaded once and run per request: no DataFrame, no per-tree Python call, no scikit-learn.
 """
@@ -19,7 +19,8 @@ import numpy as np
 
 SPEC_FILE = "compiled.json"
 TREES_FILE = "trees.onnx"
-FORMAT = 1
+FORMAT = 2  # 2: categories may be codes (ordinal blocks); 1: one-hot blocks only
+READABLE_FORMATS = (1, 2)  # packages registered before format 2 keep their compiled form
 MISSING_CATEGORY = "missing"  # the categorical imputer's fill value (sagemaker_jobs.model)
 
 
@@ -36,8 +37,10 @@ class CompiledModel:
     def __init__(self, spec: dict[str, Any], trees: bytes) -> None:
         import onnxruntime as ort  # only a compiled model needs it
 
-        if spec.get("format") != FORMAT:
-            raise ValueError(f"compiled.json format {spec.get('format')!r}, expected {FORMAT}")
+        if spec.get("format") not in READABLE_FORMATS:
+            raise ValueError(
+                f"compiled.json format {spec.get('format')!r}, expected one of {READABLE_FORMATS}"
+            )
         self.spec = spec
         self.link: str = spec["link"]
         self.classes = np.asarray(spec["classes"], dtype=object) if spec["classes"] else None
@@ -95,9 +98,10 @@ class _Block:
         self.columns: list[str] = spec["columns"]
         self.offset: int = spec["offset"]
         if self.kind == "categorical":
+            self.encoding: str = spec.get("encoding", "one_hot")  # format 1 has no key
             self.maps: list[dict[str, int]] = spec["maps"]
-            self.unknown: list[int] = spec["unknown"]
-            self.offsets: list[int] = spec["offsets"]
+            self.unknown: list[int | None] = spec["unknown"]
+            self.offsets: list[int] = spec.get("offsets") or list(range(len(self.columns)))
         else:
             self.fill_values = np.asarray(spec["fill"], dtype=np.float64)
             self.mean = np.asarray(spec["mean"], dtype=np.float64)
@@ -106,7 +110,10 @@ class _Block:
 
     def fill(self, columns: Columns, out: np.ndarray) -> None:
         if self.kind == "categorical":
-            self._one_hot(columns, out)
+            if self.encoding == "ordinal":
+                self._codes(columns, out)
+            else:
+                self._one_hot(columns, out)
             return
         if self.kind == "numeric":
             block = np.column_stack([columns.values[name] for name in self.columns])
@@ -132,6 +139,21 @@ class _Block:
             )
             rows = np.flatnonzero(index >= 0)  # an unknown category with no infrequent column
             out[rows, self.offset + offset + index[rows]] = 1.0
+
+    def _codes(self, columns: Columns, out: np.ndarray) -> None:
+        """One code per category (null in the map: NaN, where the trees send missing values)."""
+        for j, (name, table) in enumerate(zip(self.columns, self.maps, strict=True)):
+            cells: Sequence[str | None] = columns.values[name]
+            unknown = self.unknown[j]
+            out[:, self.offset + j] = np.fromiter(
+                (_code(table.get(MISSING_CATEGORY if c is None else c, unknown)) for c in cells),
+                dtype=np.float64,
+                count=len(cells),
+            )
+
+
+def _code(value: int | None) -> float:
+    return np.nan if value is None else value
 
 
 def date_parts(cells: Sequence[str | None]) -> np.ndarray:

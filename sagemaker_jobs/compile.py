@@ -2,8 +2,8 @@
 
 The Train job calls ``build``: it reads the fitted ColumnTransformer's parameters into
 ``compiled.json``, writes every histogram-gradient-boosting tree as one ONNX ``TreeEnsemble``
-(ai.onnx.ml opset 5, float64 thresholds and leaves, so the comparisons are scikit-learn's own)
-into ``trees.onnx``, and checks parity on the validation split. skl2onnx is not used: its 1.20
+(ai.onnx.ml opset 5, float64 thresholds and leaves, so the comparisons are scikit-learn's own;
+a split on a category's code is a BRANCH_MEMBER node) into ``trees.onnx``, and checks parity on the validation split. skl2onnx is not used: its 1.20
 converter fails on scikit-learn 1.9's histogram gradient boosting and refuses the categorical
 imputer. A model that cannot be compiled, or whose compiled form disagrees, is served by
 scikit-learn, and the manifest says why.
@@ -50,6 +50,8 @@ def compile_model(model: Any) -> Compiled:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
+    from inference.compiled import FORMAT
+
     if not isinstance(model, Pipeline) or len(model.steps) != 2:
         raise Unsupported(f"{type(model).__name__} is not the pipeline's columns + estimator")
     columns, estimator = model.steps[0][1], model.steps[1][1]
@@ -64,9 +66,9 @@ def compile_model(model: Any) -> Compiled:
         blocks.append(block)
     if width != estimator.n_features_in_:
         raise Unsupported(f"the columns give {width} features; the estimator takes more or fewer")
-    trees, baseline, link, classes = _ensemble(estimator, width)
+    trees, baseline, link, classes = _ensemble(estimator, width, _codes(blocks))
     spec = {
-        "format": 1,
+        "format": FORMAT,
         "width": width,
         "blocks": blocks,
         "link": link,
@@ -115,33 +117,69 @@ def _block(name: str, branch: Any, names: list[str], offset: int) -> dict[str, A
         block.update(_scaled(imputer, scaler, "datetime"))
         block["stop"] = offset + len(block["fill"])
     elif name == "categorical":
-        imputer, encoder = _steps(branch, "SimpleImputer", "OneHotEncoder")
-        if imputer.fill_value != "missing" or encoder.drop_idx_ is not None:
-            raise Unsupported("the categorical branch imputes or drops differently")
-        block.update(_one_hot_maps(encoder, names))
-        block["stop"] = offset + sum(block["widths"])
+        steps = [type(step).__name__ for _, step in getattr(branch, "steps", [])]
+        if steps == ["SimpleImputer", "OrdinalEncoder"]:
+            imputer, encoder = _steps(branch, "SimpleImputer", "OrdinalEncoder")
+            block.update(_ordinal_maps(encoder))
+            block["stop"] = offset + len(names)
+        else:  # packages trained before gradient boosting read categories natively
+            imputer, encoder = _steps(branch, "SimpleImputer", "OneHotEncoder")
+            if encoder.drop_idx_ is not None:
+                raise Unsupported("the one-hot encoder drops a category")
+            block.update(_one_hot_maps(encoder))
+            block["stop"] = offset + sum(block["widths"])
+        if imputer.fill_value != "missing":
+            raise Unsupported("the categorical imputer fills with another value")
     else:
         raise Unsupported(f"unknown column branch {name!r}")
     return block
 
 
-def _one_hot_maps(encoder: Any, names: list[str]) -> dict[str, Any]:
-    """Ask the fitted encoder itself where each known category, and an unknown one, lands."""
-    widths = [int(w) for w in encoder._n_features_outs]  # per input column
-    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int).tolist()
+def _probe(encoder: Any) -> list[tuple[list[str], np.ndarray]]:
+    """Per input column: its known category texts and an unseen one, and what the fitted
+    encoder itself makes of each (the other columns held at a known category)."""
     anchor = [str(c[0]) for c in encoder.categories_]
-    maps, unknown = [], []
+    probes = []
     for j, categories in enumerate(encoder.categories_):
         texts = [str(c) for c in categories]
         probe = [*texts, _unseen(texts)]
         rows = np.array([[*anchor[:j], text, *anchor[j + 1 :]] for text in probe], dtype=object)
-        block = encoder.transform(rows)[:, offsets[j] : offsets[j] + widths[j]]
+        probes.append((texts, encoder.transform(rows)))
+    return probes
+
+
+def _one_hot_maps(encoder: Any) -> dict[str, Any]:
+    """Where each known category, and an unknown one, lands among the column's one-hot columns."""
+    widths = [int(w) for w in encoder._n_features_outs]  # per input column
+    offsets = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int).tolist()
+    maps, unknown = [], []
+    for j, (texts, encoded) in enumerate(_probe(encoder)):
+        block = encoded[:, offsets[j] : offsets[j] + widths[j]]
         if not np.all(block.sum(axis=1) <= 1):
             raise Unsupported("the one-hot encoder sets more than one column per category")
         index = np.where(block.any(axis=1), block.argmax(axis=1), -1).tolist()
         maps.append(dict(zip(texts, index[:-1], strict=True)))
         unknown.append(index[-1])
-    return {"maps": maps, "unknown": unknown, "offsets": offsets, "widths": widths}
+    return {
+        "encoding": "one_hot",
+        "maps": maps,
+        "unknown": unknown,
+        "offsets": offsets,
+        "widths": widths,
+    }
+
+
+def _ordinal_maps(encoder: Any) -> dict[str, Any]:
+    """Each known category's code (infrequent ones share one); an unknown one's is NaN, written
+    as null."""
+    maps, unknown = [], []
+    for j, (texts, encoded) in enumerate(_probe(encoder)):
+        codes = [None if np.isnan(c) else int(c) for c in encoded[:, j]]
+        if codes[-1] is not None:
+            raise Unsupported("the ordinal encoder gives unknown categories a code")
+        maps.append(dict(zip(texts, codes[:-1], strict=True)))
+        unknown.append(None)
+    return {"encoding": "ordinal", "maps": maps, "unknown": unknown}
 
 
 def _unseen(texts: list[str]) -> str:
@@ -151,7 +189,19 @@ def _unseen(texts: list[str]) -> str:
     return candidate
 
 
-def _ensemble(estimator: Any, width: int) -> tuple[bytes, list[float], str, list[str] | None]:
+def _codes(blocks: list[dict[str, Any]]) -> dict[int, int]:
+    """Feature index -> how many codes its ordinal-encoded category column takes (0 to n-1)."""
+    codes = {}
+    for block in blocks:
+        if block.get("encoding") == "ordinal":
+            for j, table in enumerate(block["maps"]):
+                codes[block["offset"] + j] = max(table.values(), default=-1) + 1
+    return codes
+
+
+def _ensemble(
+    estimator: Any, width: int, codes: dict[int, int]
+) -> tuple[bytes, list[float], str, list[str] | None]:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     if isinstance(estimator, HistGradientBoostingClassifier):
@@ -168,19 +218,55 @@ def _ensemble(estimator: Any, width: int) -> tuple[bytes, list[float], str, list
         )
     targets = estimator.n_trees_per_iteration_
     baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel().copy()
-    graph = _TreeEnsemble(targets)
+    graph = _TreeEnsemble(targets, *_tree_inputs(estimator, codes))
     for iteration in estimator._predictors:
         for target, predictor in enumerate(iteration):
-            constant = graph.add(predictor.nodes, target)
+            constant = graph.add(predictor.nodes, predictor.raw_left_cat_bitsets, target)
             baseline[target] += constant
     return graph.onnx(width), baseline.tolist(), link, classes
+
+
+@dataclass
+class _Category:
+    """A categorical feature as the trees see it: scikit-learn encodes the column's codes again
+    (its own code i is our code ``ours[i]``) and knows the codes of the bin mapper's fit."""
+
+    ours: list[int]
+    known: set[int]
+    codes: int  # our codes run 0 to codes - 1
+
+
+def _tree_inputs(estimator: Any, codes: dict[int, int]) -> tuple[list[int], dict[int, _Category]]:
+    """Which column of the compiled matrix each tree feature reads, and the categorical ones.
+    With categorical features, scikit-learn's estimator puts them first and re-encodes them."""
+    width = estimator.n_features_in_
+    if estimator.is_categorical_ is None:
+        return list(range(width)), {}
+    categorical = np.flatnonzero(estimator.is_categorical_)
+    preprocessor = estimator._preprocessor
+    if preprocessor.output_indices_["encoder"] != slice(0, len(categorical)):
+        raise Unsupported("the estimator does not put its categorical features first")
+    columns = [*categorical.tolist(), *np.flatnonzero(~estimator.is_categorical_).tolist()]
+    encoder = preprocessor.named_transformers_["encoder"]
+    categories = {}
+    for feature, (column, seen) in enumerate(zip(categorical, encoder.categories_, strict=True)):
+        if int(column) not in codes:
+            raise Unsupported(f"feature {column} is read as a category but is not a code")
+        ours = [int(c) for c in seen if not np.isnan(c)]
+        known = {int(c) for c in estimator._bin_mapper.bin_thresholds_[feature]}
+        categories[feature] = _Category(ours, known, codes[int(column)])
+    return columns, categories
 
 
 class _TreeEnsemble:
     """The attributes of one ai.onnx.ml ``TreeEnsemble`` node, filled tree by tree."""
 
-    def __init__(self, targets: int) -> None:
+    def __init__(self, targets: int, columns: list[int], categories: dict[int, _Category]) -> None:
         self.targets = targets
+        self.columns = columns  # tree feature -> column of the compiled matrix
+        self.categories = categories  # tree feature -> its categories, for the categorical ones
+        self.modes: list[int] = []
+        self.members: list[float] = []  # each member node's codes, NaN after each
         self.roots: list[int] = []
         self.features: list[int] = []
         self.splits: list[float] = []
@@ -192,10 +278,8 @@ class _TreeEnsemble:
         self.leaf_targets: list[int] = []
         self.leaf_weights: list[float] = []
 
-    def add(self, nodes: np.ndarray, target: int) -> float:
+    def add(self, nodes: np.ndarray, bitsets: np.ndarray, target: int) -> float:
         """Add one tree; a tree that is a single leaf returns its value (a constant) instead."""
-        if nodes["is_categorical"].any():
-            raise Unsupported("a tree splits on a native categorical feature")
         if nodes[0]["is_leaf"]:
             return float(nodes[0]["value"])
         inner = np.flatnonzero(~nodes["is_leaf"].astype(bool))
@@ -206,8 +290,12 @@ class _TreeEnsemble:
         for i in inner:
             node = nodes[i]
             left, right = int(node["left"]), int(node["right"])
-            self.features.append(int(node["feature_idx"]))
-            self.splits.append(float(node["num_threshold"]))  # x <= threshold goes left
+            self.features.append(self.columns[int(node["feature_idx"])])
+            if node["is_categorical"]:
+                self._member(node, bitsets[node["bitset_idx"]])
+            else:
+                self.modes.append(0)  # BRANCH_LEQ: x <= threshold goes left
+                self.splits.append(float(node["num_threshold"]))
             self.true_ids.append(number[left])
             self.true_leaf.append(int(nodes[left]["is_leaf"]))
             self.false_ids.append(number[right])
@@ -218,11 +306,29 @@ class _TreeEnsemble:
             self.leaf_weights.append(float(nodes[i]["value"]))
         return 0.0
 
+    def _member(self, node: np.void, bitset: np.ndarray) -> None:
+        """A categorical split as BRANCH_MEMBER: the codes in the node's bitset go left; a code
+        the trees did not see in training goes where missing values go, as in scikit-learn's
+        predictor."""
+        category = self.categories[int(node["feature_idx"])]
+        known = [i for i in sorted(category.known) if i < len(category.ours)]
+        left = {category.ours[i] for i in known if bitset[i // 32] >> (i % 32) & 1}
+        if node["missing_go_to_left"]:
+            seen = {category.ours[i] for i in known}
+            left |= {c for c in range(category.codes) if c not in seen}
+        self.modes.append(6)  # BRANCH_MEMBER
+        self.splits.append(0.0)  # not read for member nodes
+        self.members.extend([*map(float, sorted(left)), float("nan")])
+
     def onnx(self, width: int) -> bytes:
         from onnx import TensorProto, checker, helper, numpy_helper
 
         if not self.roots:
             raise Unsupported("the ensemble has no split at all")
+        members = {}
+        if self.members:
+            values = np.asarray(self.members, dtype=np.float64)
+            members["membership_values"] = numpy_helper.from_array(values)
         node = helper.make_node(
             "TreeEnsemble",
             ["X"],
@@ -234,7 +340,7 @@ class _TreeEnsemble:
             tree_roots=self.roots,
             nodes_featureids=self.features,
             nodes_splits=numpy_helper.from_array(np.asarray(self.splits, dtype=np.float64)),
-            nodes_modes=numpy_helper.from_array(np.zeros(len(self.features), dtype=np.uint8)),
+            nodes_modes=numpy_helper.from_array(np.asarray(self.modes, dtype=np.uint8)),
             nodes_truenodeids=self.true_ids,
             nodes_trueleafs=self.true_leaf,
             nodes_falsenodeids=self.false_ids,
@@ -242,6 +348,7 @@ class _TreeEnsemble:
             nodes_missing_value_tracks_true=self.missing_left,
             leaf_targetids=self.leaf_targets,
             leaf_weights=numpy_helper.from_array(np.asarray(self.leaf_weights, dtype=np.float64)),
+            **members,
         )
         graph = helper.make_graph(
             [node],

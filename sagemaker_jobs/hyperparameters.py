@@ -32,7 +32,9 @@ class Hyperparameters(BaseModel):
     min_category_fraction: float = Field(
         0.01, ge=0, lt=0.5, description="rarer categories are grouped as infrequent"
     )
-    max_categories: int = Field(20, ge=2, le=1000, description="one-hot width cap per column")
+    max_categories: int = Field(
+        20, ge=2, le=1000, description="categories kept per column (the rest: one infrequent group)"
+    )
     random_state: int = 42
     compiled_inference: bool = Field(
         True, description="serve through the compiled form when it matches scikit-learn"

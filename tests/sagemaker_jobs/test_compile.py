@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 import pandas as pd
 import pytest
+from sklearn.preprocessing import OneHotEncoder
 
-from inference.compiled import Columns
+from inference.compiled import Columns, CompiledModel
 from inference.handler import ModelHandler, model_fn
 from sagemaker_jobs import artifacts, compile, data
 from sagemaker_jobs.hyperparameters import Hyperparameters
@@ -123,7 +126,8 @@ def test_classifier_parity_in_every_input_format(tmp_path: Path) -> None:
     columns = compiled.input_fn(json.dumps(ODD_ROWS).encode(), "application/json")
     assert compiled.compiled is not None
     frame = plain.input_fn(json.dumps(ODD_ROWS).encode(), "application/json")
-    assert np.array_equal(compiled.compiled.transform(columns), compiled.model[0].transform(frame))  # type: ignore[arg-type]
+    ours, sklearns = compiled.compiled.transform(columns), compiled.model[0].transform(frame)  # type: ignore[arg-type]
+    assert np.array_equal(ours, sklearns, equal_nan=True)  # an unseen category's code is NaN
 
 
 def test_binary_and_regression_parity(tmp_path: Path) -> None:
@@ -192,3 +196,51 @@ def test_a_tampered_compiled_form_is_refused(tmp_path: Path) -> None:
         handle.write(b"x")
     with pytest.raises(RuntimeError, match=r"trees\.onnx sha256 .* does not match the manifest"):
         model_fn(model_dir)
+
+
+def _modes(trees: bytes) -> list[int]:
+    node = onnx.load_from_string(trees).graph.node[0]
+    modes = next(a.t for a in node.attribute if a.name == "nodes_modes")
+    return onnx.numpy_helper.to_array(modes).tolist()
+
+
+def _prepared(rows: int = 600) -> tuple[pd.DataFrame, data.Schema]:
+    return data.prepare(_table(rows).drop(columns=["score"]), data.DataSpec(target="grade"))
+
+
+def test_a_category_the_trees_never_saw_goes_where_missing_values_go(tmp_path: Path) -> None:
+    table, schema = _prepared()
+    features, target = table[list(schema.features)], table["grade"]
+    model = build_model(schema, Hyperparameters(n_estimators=40, min_category_fraction=0))
+    model.fit(features, target)  # the encoder gives every colour a code
+    # The trees are fit again without the teal rows: teal keeps its code, the trees never saw it.
+    seen = (features["colour"] != "teal").to_numpy()
+    assert 0 < (~seen).sum() < len(seen)
+    model[-1].fit(model[0].transform(features[seen]), target[seen])
+
+    compiled = compile.compile_model(model)
+    assert 6 in _modes(compiled.trees)  # categorical splits are BRANCH_MEMBER nodes
+    check = compile.parity(model, CompiledModel(compiled.spec, compiled.trees), table, schema, "t")
+    assert check["passed"], check
+
+
+def test_a_package_compiled_with_one_hot_categories_still_serves() -> None:
+    """Packages trained before gradient boosting read category codes carry format 1 (one-hot
+    blocks); the server still runs them through their compiled form."""
+    table, schema = _prepared()
+    model = build_model(schema, Hyperparameters(n_estimators=30))
+    one_hot = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False)
+    model.set_params(
+        columns__categorical__ordinalencoder=one_hot, estimator__categorical_features=None
+    )
+    model.fit(table[list(schema.features)], table["grade"])
+
+    compiled = compile.compile_model(model)
+    spec = json.loads(json.dumps(compiled.spec))  # as compiled.json holds it
+    assert [b.get("encoding") for b in spec["blocks"]] == [None, "one_hot", None]
+    assert spec["format"] == 2
+    spec["format"] = 1
+    del spec["blocks"][1]["encoding"]  # format 1 had one encoding and no key for it
+    check = compile.parity(model, CompiledModel(spec, compiled.trees), table, schema, "t")
+    assert check["passed"], check
+    assert 6 not in _modes(compiled.trees)

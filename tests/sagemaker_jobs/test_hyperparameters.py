@@ -210,7 +210,8 @@ def test_build_model_fits_and_predicts_rows_with_unseen_categories(
         assert model.predict_proba(NEW_ROWS).shape == (3, 2)
     else:
         assert np.isfinite(predicted.astype(float)).all()
-    # One numeric, three one-hot columns at most, five date parts.
+    # One numeric, the colour as one code (gradient boosting) or up to three one-hot columns,
+    # five date parts.
     names = list(model.named_steps["columns"].get_feature_names_out())
     assert "amount" in names
     assert [n for n in names if n.startswith("signup_")] == [
@@ -220,7 +221,11 @@ def test_build_model_fits_and_predicts_rows_with_unseen_categories(
         "signup_dayofweek",
         "signup_epoch_days",
     ]
-    assert any(n.startswith("colour_") for n in names)
+    if estimator == "gradient_boosting":
+        assert "colour" in names
+        assert list(model.named_steps["estimator"].is_categorical_) == [n == "colour" for n in names]
+    else:
+        assert any(n.startswith("colour_") for n in names)
 
 
 def test_build_model_uses_the_estimator_family_and_its_settings() -> None:
