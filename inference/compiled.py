@@ -103,10 +103,13 @@ class _Block:
             self.unknown: list[int | None] = spec["unknown"]
             self.offsets: list[int] = spec.get("offsets") or list(range(len(self.columns)))
         else:
-            self.fill_values = np.asarray(spec["fill"], dtype=np.float64)
-            self.mean = np.asarray(spec["mean"], dtype=np.float64)
-            self.scale = np.asarray(spec["scale"], dtype=np.float64)
-            self.stop = self.offset + len(self.fill_values)
+            self.stop: int = spec["stop"]
+            # Imputed and scaled, or read raw (gradient boosting's trees handle missing values).
+            self.scaled = "fill" in spec
+            if self.scaled:
+                self.fill_values = np.asarray(spec["fill"], dtype=np.float64)
+                self.mean = np.asarray(spec["mean"], dtype=np.float64)
+                self.scale = np.asarray(spec["scale"], dtype=np.float64)
 
     def fill(self, columns: Columns, out: np.ndarray) -> None:
         if self.kind == "categorical":
@@ -119,12 +122,13 @@ class _Block:
             block = np.column_stack([columns.values[name] for name in self.columns])
         else:
             block = np.hstack([date_parts(columns.values[name]) for name in self.columns])
-        block = block.astype(np.float64, copy=True)
-        missing = np.isnan(block)
-        if missing.any():
-            block[missing] = np.broadcast_to(self.fill_values, block.shape)[missing]
-        block -= self.mean
-        block /= self.scale
+        if self.scaled:
+            block = block.astype(np.float64, copy=True)
+            missing = np.isnan(block)
+            if missing.any():
+                block[missing] = np.broadcast_to(self.fill_values, block.shape)[missing]
+            block -= self.mean
+            block /= self.scale
         out[:, self.offset : self.stop] = block
 
     def _one_hot(self, columns: Columns, out: np.ndarray) -> None:

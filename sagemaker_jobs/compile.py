@@ -46,11 +46,11 @@ class Compiled:
 
 
 # building ------------------------------------------------------------------------------------
-def compile_model(model: Any) -> Compiled:
+def column_blocks(model: Any) -> tuple[list[dict[str, Any]], Any]:
+    """The fitted pipeline's column preparation, branch by branch (kind, input columns, output
+    columns ``offset`` to ``stop`` and the parameters), and the estimator after it."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
-
-    from inference.compiled import FORMAT
 
     if not isinstance(model, Pipeline) or len(model.steps) != 2:
         raise Unsupported(f"{type(model).__name__} is not the pipeline's columns + estimator")
@@ -66,6 +66,30 @@ def compile_model(model: Any) -> Compiled:
         blocks.append(block)
     if width != estimator.n_features_in_:
         raise Unsupported(f"the columns give {width} features; the estimator takes more or fewer")
+    return blocks, estimator
+
+
+def feature_columns(blocks: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Which output columns each input column fills (every branch prepares each on its own)."""
+    from sagemaker_jobs.features import DATE_PARTS
+
+    layout = {}
+    for block in blocks:
+        for j, name in enumerate(block["columns"]):
+            start, width = block["offset"] + j, 1
+            if block["kind"] == "datetime":
+                start, width = block["offset"] + len(DATE_PARTS) * j, len(DATE_PARTS)
+            elif block.get("encoding") == "one_hot":
+                start, width = block["offset"] + block["offsets"][j], block["widths"][j]
+            layout[name] = list(range(start, start + width))
+    return layout
+
+
+def compile_model(model: Any) -> Compiled:
+    from inference.compiled import FORMAT
+
+    blocks, estimator = column_blocks(model)
+    width = blocks[-1]["stop"] if blocks else 0
     trees, baseline, link, classes = _ensemble(estimator, width, _codes(blocks))
     spec = {
         "format": FORMAT,
@@ -100,25 +124,36 @@ def _scaled(imputer: Any, scaler: Any, what: str) -> dict[str, list[float]]:
     }
 
 
+def _step_names(branch: Any) -> list[str]:
+    return [type(step).__name__ for _, step in getattr(branch, "steps", [])]
+
+
 def _block(name: str, branch: Any, names: list[str], offset: int) -> dict[str, Any]:
+    """One branch's parameters. Numbers and date parts are imputed and scaled for the models
+    that need it; gradient boosting reads them raw (no ``fill``, ``mean`` and ``scale``)."""
     block: dict[str, Any] = {"kind": name, "columns": names, "offset": offset}
     if name == "numeric":
-        imputer, scaler = _steps(branch, "SimpleImputer", "StandardScaler")
-        block.update(_scaled(imputer, scaler, "numeric"))
-        block["stop"] = offset + len(block["fill"])
+        if type(branch).__name__ == "FunctionTransformer" and branch.func is None:
+            block["stop"] = offset + len(names)  # "passthrough"
+        else:
+            imputer, scaler = _steps(branch, "SimpleImputer", "StandardScaler")
+            block.update(_scaled(imputer, scaler, "numeric"))
+            block["stop"] = offset + len(block["fill"])
     elif name == "datetime":
-        parts, imputer, scaler = _steps(
-            branch, "FunctionTransformer", "SimpleImputer", "StandardScaler"
-        )
-        from sagemaker_jobs.features import date_parts
+        from sagemaker_jobs.features import DATE_PARTS, date_parts
 
+        if _step_names(branch) == ["FunctionTransformer"]:
+            (parts,) = _steps(branch, "FunctionTransformer")
+        else:
+            parts, imputer, scaler = _steps(
+                branch, "FunctionTransformer", "SimpleImputer", "StandardScaler"
+            )
+            block.update(_scaled(imputer, scaler, "datetime"))
         if parts.func is not date_parts:
             raise Unsupported("the datetime branch does not use features.date_parts")
-        block.update(_scaled(imputer, scaler, "datetime"))
-        block["stop"] = offset + len(block["fill"])
+        block["stop"] = offset + len(DATE_PARTS) * len(names)
     elif name == "categorical":
-        steps = [type(step).__name__ for _, step in getattr(branch, "steps", [])]
-        if steps == ["SimpleImputer", "OrdinalEncoder"]:
+        if _step_names(branch) == ["SimpleImputer", "OrdinalEncoder"]:
             imputer, encoder = _steps(branch, "SimpleImputer", "OrdinalEncoder")
             block.update(_ordinal_maps(encoder))
             block["stop"] = offset + len(names)
@@ -172,7 +207,8 @@ def _one_hot_maps(encoder: Any) -> dict[str, Any]:
 def _ordinal_maps(encoder: Any) -> dict[str, Any]:
     """Each known category's code (infrequent ones share one); an unknown one's is NaN, written
     as null."""
-    maps, unknown = [], []
+    maps: list[dict[str, int | None]] = []
+    unknown: list[None] = []
     for j, (texts, encoded) in enumerate(_probe(encoder)):
         codes = [None if np.isnan(c) else int(c) for c in encoded[:, j]]
         if codes[-1] is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -75,15 +77,23 @@ def _category_encoder(hp: Hyperparameters) -> OneHotEncoder | OrdinalEncoder:
     )
 
 
+def _number_steps(hp: Hyperparameters) -> list[SimpleImputer | StandardScaler]:
+    """Median imputation and scaling, for the models that need them. Gradient boosting's trees
+    need neither: they split on raw values and learn where missing values go (and the median
+    imputer alone took 4 s of a 700k-row fit)."""
+    if hp.estimator == "gradient_boosting":
+        return []
+    return [SimpleImputer(strategy="median"), StandardScaler()]
+
+
 def build_model(schema: Schema, hp: Hyperparameters) -> Pipeline:
-    """Impute and scale numbers, impute and encode categories (unknown ones tolerated), turn
-    dates into numeric parts."""
-    branches = []
+    """Numbers (imputed and scaled where the model needs it), categories imputed and encoded
+    (unknown ones tolerated), dates turned into numeric parts."""
+    branches: list[tuple[str, Any, list[str]]] = []
     numeric = schema.columns_of("numeric")
     if numeric:
-        branches.append(
-            ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric)
-        )
+        steps = _number_steps(hp)
+        branches.append(("numeric", make_pipeline(*steps) if steps else "passthrough", numeric))
     categorical = schema.columns_of("categorical")
     if categorical:
         branches.append(
@@ -102,7 +112,7 @@ def build_model(schema: Schema, hp: Hyperparameters) -> Pipeline:
         branches.append(
             (
                 "datetime",
-                make_pipeline(parts, SimpleImputer(strategy="median"), StandardScaler()),
+                make_pipeline(parts, *_number_steps(hp)),
                 dates,
             )
         )

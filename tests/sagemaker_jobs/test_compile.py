@@ -14,7 +14,7 @@ import onnx
 import onnx.numpy_helper
 import pandas as pd
 import pytest
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from inference.compiled import Columns, CompiledModel
 from inference.handler import ModelHandler, model_fn
@@ -225,19 +225,19 @@ def test_a_category_the_trees_never_saw_goes_where_missing_values_go(tmp_path: P
 
 
 def test_a_package_compiled_with_one_hot_categories_still_serves() -> None:
-    """Packages trained before gradient boosting read category codes carry format 1 (one-hot
-    blocks); the server still runs them through their compiled form."""
+    """Packages trained before gradient boosting read raw numbers and category codes carry
+    format 1 (imputed and scaled numbers, one-hot blocks); the server still runs them through
+    their compiled form."""
     table, schema = _prepared()
-    model = build_model(schema, Hyperparameters(n_estimators=30))
-    one_hot = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False)
-    model.set_params(
-        columns__categorical__ordinalencoder=one_hot, estimator__categorical_features=None
-    )
+    # The columns as forests still get them, the trees of gradient boosting on them.
+    model = build_model(schema, Hyperparameters(estimator="random_forest"))
+    model.set_params(estimator=HistGradientBoostingClassifier(max_iter=30, random_state=0))
     model.fit(table[list(schema.features)], table["grade"])
 
     compiled = compile.compile_model(model)
     spec = json.loads(json.dumps(compiled.spec))  # as compiled.json holds it
     assert [b.get("encoding") for b in spec["blocks"]] == [None, "one_hot", None]
+    assert all("fill" in spec["blocks"][i] for i in (0, 2))  # numbers and dates scaled
     assert spec["format"] == 2
     spec["format"] = 1
     del spec["blocks"][1]["encoding"]  # format 1 had one encoding and no key for it
