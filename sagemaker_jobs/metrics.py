@@ -51,8 +51,18 @@ class Predictions:
     proba: np.ndarray | None  # model.predict_proba, for a classifier that has it
 
 
+# Classifiers whose ``predict`` is the most probable class of ``predict_proba`` (the first on a
+# tie), to the bit: their labels come from the probabilities, one pass over the trees, not two.
+_PREDICT_IS_PROBA_ARGMAX = ("HistGradientBoostingClassifier", "RandomForestClassifier")
+
+
 def predictions(model: Any, features: pd.DataFrame) -> Predictions:
-    proba = model.predict_proba(features) if hasattr(model, "predict_proba") else None
+    if not hasattr(model, "predict_proba"):
+        return Predictions(np.asarray(model.predict(features)), None)
+    proba = model.predict_proba(features)
+    estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+    if type(estimator).__name__ in _PREDICT_IS_PROBA_ARGMAX:
+        return Predictions(np.asarray(model.classes_)[proba.argmax(axis=1)], proba)
     return Predictions(np.asarray(model.predict(features)), proba)
 
 
@@ -61,38 +71,44 @@ def classification(
 ) -> dict[str, Any]:
     given = given or predictions(model, features)
     classes = [str(c) for c in model.classes_]
-    predicted = given.labels.astype(str)
+    # Every metric on integer codes: scikit-learn checks and sorts string labels again in each
+    # call (seconds on a large split). Truth labels the model never saw get codes after its own.
     truth = truth.astype(str)
+    names = [*classes, *sorted(set(truth.unique()) - set(classes))]
+    true = pd.Categorical(truth, categories=names).codes.astype(np.int64)
+    predicted = pd.Categorical(given.labels.astype(str), categories=names).codes.astype(np.int64)
+    labels = list(range(len(classes)))
     result: dict[str, Any] = {
-        "accuracy": _value(skm.accuracy_score(truth, predicted)),
+        "accuracy": _value(skm.accuracy_score(true, predicted)),
         "balanced_accuracy": _value(
-            skm.balanced_accuracy_score(truth, predicted), "macro (mean of per-class recall)"
+            skm.balanced_accuracy_score(true, predicted), "macro (mean of per-class recall)"
         ),
         "f1_macro": _value(
-            skm.f1_score(truth, predicted, average="macro", labels=classes, zero_division=0),
+            skm.f1_score(true, predicted, average="macro", labels=labels, zero_division=0),
             "macro (unweighted mean over classes)",
         ),
         "f1_weighted": _value(
-            skm.f1_score(truth, predicted, average="weighted", zero_division=0),
+            skm.f1_score(true, predicted, average="weighted", zero_division=0),
             "weighted by each class's test rows",
         ),
     }
     auc: float | None = None
     averaging = None
-    if given.proba is not None and truth.nunique() > 1:
+    present = len(np.unique(true))
+    if given.proba is not None and present > 1:
         proba = given.proba
         if len(classes) == 2:
-            auc = skm.roc_auc_score(truth == classes[1], proba[:, 1])
+            auc = skm.roc_auc_score(true == 1, proba[:, 1])
             averaging = f"binary (positive class {classes[1]!r})"
-        elif truth.nunique() == len(classes):
+        elif present == len(classes) and len(names) == len(classes):
             auc = skm.roc_auc_score(
-                truth, proba, multi_class="ovr", average="weighted", labels=classes
+                true, proba, multi_class="ovr", average="weighted", labels=labels
             )
             averaging = "one-vs-rest, weighted by each class's test rows"
     result["roc_auc"] = _value(auc, averaging)
-    matrix = skm.confusion_matrix(truth, predicted, labels=classes)
+    matrix = skm.confusion_matrix(true, predicted, labels=labels)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
-        truth, predicted, labels=classes, zero_division=0
+        true, predicted, labels=labels, zero_division=0
     )
     per_class = [
         {
