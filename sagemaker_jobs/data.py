@@ -382,14 +382,23 @@ def split(
     if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
         raise JobError("validation and test fractions must be in (0, 1) and add up to less than 1")
     holdout = validation + test
-    stratify = table[schema.target] if schema.problem_type == "classification" else None
+    # Stratified on the classes' codes in sorted order, which is how scikit-learn numbers the
+    # labels itself (the same split), without sorting a million strings twice.
+    classify = schema.problem_type == "classification"
+    codes = pd.factorize(table[schema.target], sort=True)[0] if classify else None
     try:
-        train, rest = train_test_split(
-            table, test_size=holdout, random_state=seed, stratify=stratify
+        train, rest, _, codes_rest = train_test_split(
+            table,
+            np.zeros(len(table)) if codes is None else codes,
+            test_size=holdout,
+            random_state=seed,
+            stratify=codes,
         )
-        stratify_rest = rest[schema.target] if stratify is not None else None
         val, tst = train_test_split(
-            rest, test_size=test / holdout, random_state=seed, stratify=stratify_rest
+            rest,
+            test_size=test / holdout,
+            random_state=seed,
+            stratify=codes_rest if classify else None,
         )
     except ValueError as exc:
         raise JobError(

@@ -122,3 +122,22 @@ def test_the_report_and_the_model_card_show_the_selection(opt_ml: Paths) -> None
     limits = " ".join(known_limits({}, manifest, {}))
     assert "Feature selection in training (rules) dropped: constant (constant" in limits
     assert _selection_sections({"feature_selection": {}}) == []  # a format 1 manifest
+
+
+def test_near_constant_is_judged_on_the_most_frequent_value_of_numbers_and_text() -> None:
+    rows = 1000
+    frame = pd.DataFrame(
+        {
+            "zero_995": [0.0] * 995 + [1.0, 2.0, 3.0, 4.0, 5.0],
+            "zero_980": [0.0] * 980 + list(range(1, 21)),
+            "spread": [float(i % 7) for i in range(rows)],
+            "text_995": ["a"] * 995 + ["b"] * 5,
+            "text_980": ["a"] * 980 + ["b"] * 20,
+            "gaps_995": [None] * 500 + [7.0] * 495 + [1.0] * 5,  # 49.5% of the rows
+        }
+    )
+    kinds = {n: "categorical" if n.startswith("text") else "numeric" for n in frame}
+    dropped = feature_selection.training_rules(frame, kinds)
+    assert sorted(dropped) == ["text_995", "zero_995"]
+    assert dropped["zero_995"].startswith("near_constant: its most frequent value is 99.5% ")
+    assert dropped["text_995"].startswith("near_constant: its most frequent value is 99.5% ")

@@ -223,7 +223,9 @@ def test_build_model_fits_and_predicts_rows_with_unseen_categories(
     ]
     if estimator == "gradient_boosting":
         assert "colour" in names
-        assert list(model.named_steps["estimator"].is_categorical_) == [n == "colour" for n in names]
+        assert list(model.named_steps["estimator"].is_categorical_) == [
+            n == "colour" for n in names
+        ]
     else:
         assert any(n.startswith("colour_") for n in names)
 
