@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from sagemaker_jobs.features import MISSING_CATEGORY  # what a missing category cell becomes
+
 SPEC_FILE = "compiled.json"
 TREES_FILE = "trees.onnx"
 FORMAT = 2  # 2: categories may be codes (ordinal blocks); 1: one-hot blocks only
 READABLE_FORMATS = (1, 2)  # packages registered before format 2 keep their compiled form
-MISSING_CATEGORY = "missing"  # the categorical imputer's fill value (sagemaker_jobs.model)
 
 
 @dataclass

@@ -153,18 +153,20 @@ def _block(name: str, branch: Any, names: list[str], offset: int) -> dict[str, A
             raise Unsupported("the datetime branch does not use features.date_parts")
         block["stop"] = offset + len(DATE_PARTS) * len(names)
     elif name == "categorical":
-        if _step_names(branch) == ["SimpleImputer", "OrdinalEncoder"]:
-            imputer, encoder = _steps(branch, "SimpleImputer", "OrdinalEncoder")
+        from sagemaker_jobs.features import fill_missing_categories
+
+        if _step_names(branch) == ["FunctionTransformer", "OrdinalEncoder"]:
+            fill, encoder = _steps(branch, "FunctionTransformer", "OrdinalEncoder")
             block.update(_ordinal_maps(encoder))
             block["stop"] = offset + len(names)
-        else:  # packages trained before gradient boosting read categories natively
-            imputer, encoder = _steps(branch, "SimpleImputer", "OneHotEncoder")
+        else:  # forests and linear models: one column per category
+            fill, encoder = _steps(branch, "FunctionTransformer", "OneHotEncoder")
             if encoder.drop_idx_ is not None:
                 raise Unsupported("the one-hot encoder drops a category")
             block.update(_one_hot_maps(encoder))
             block["stop"] = offset + sum(block["widths"])
-        if imputer.fill_value != "missing":
-            raise Unsupported("the categorical imputer fills with another value")
+        if fill.func is not fill_missing_categories:
+            raise Unsupported("the categorical branch does not fill missing cells as 'missing'")
     else:
         raise Unsupported(f"unknown column branch {name!r}")
     return block
@@ -179,8 +181,13 @@ def _probe(encoder: Any) -> list[tuple[list[str], np.ndarray]]:
         texts = [str(c) for c in categories]
         probe = [*texts, _unseen(texts)]
         rows = np.array([[*anchor[:j], text, *anchor[j + 1 :]] for text in probe], dtype=object)
-        probes.append((texts, encoder.transform(rows)))
+        names = getattr(encoder, "feature_names_in_", None)  # fitted on a frame: give it one
+        probes.append((texts, encoder.transform(rows if names is None else _frame(rows, names))))
     return probes
+
+
+def _frame(rows: np.ndarray, names: Any) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(names), dtype=object)
 
 
 def _one_hot_maps(encoder: Any) -> dict[str, Any]:

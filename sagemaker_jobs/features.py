@@ -51,6 +51,15 @@ def category_texts(column: pd.Series) -> pd.Series:
     return pd.Series(table[codes], index=column.index, name=column.name)  # dtype as map infers it
 
 
+MISSING_CATEGORY = "missing"  # what a missing category cell becomes, at training and serving
+
+
+def fill_missing_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's first step on category columns: a missing cell is the category "missing"
+    (pandas' fillna; scikit-learn's SimpleImputer took 1.4 s for 700k rows of four columns)."""
+    return frame.fillna(MISSING_CATEGORY)
+
+
 def parse_dates(values: pd.Series) -> pd.Series:
     """The one reading of date cells, for training, serving, profiles and drift: unparseable
     ones become NaT."""

@@ -23,7 +23,7 @@ from sklearn.preprocessing import (
 )
 
 from sagemaker_jobs.data import Schema
-from sagemaker_jobs.features import date_part_names, date_parts
+from sagemaker_jobs.features import date_part_names, date_parts, fill_missing_categories
 from sagemaker_jobs.hyperparameters import Hyperparameters
 
 # Histogram gradient boosting splits on a category's code natively; its codes must be below its
@@ -100,7 +100,7 @@ def build_model(schema: Schema, hp: Hyperparameters) -> Pipeline:
             (
                 "categorical",
                 make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    FunctionTransformer(fill_missing_categories, feature_names_out="one-to-one"),
                     _category_encoder(hp),
                 ),
                 categorical,
