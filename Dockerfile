@@ -4,10 +4,14 @@
 # Built by `cdk deploy` (DockerImageAsset); `cdk synth` and the tests never build it.
 FROM python:3.11.7-slim-bookworm
 
+# The two memory settings are sagemaker_jobs.resources.MEMORY_ENV: freed buffers go back to the
+# system (Arrow's allocator and glibc's heap keep them otherwise, and a job's peak counts them).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ARROW_DEFAULT_MEMORY_POOL=system \
+    MALLOC_MMAP_THRESHOLD_=4194304
 
 WORKDIR /opt/program
 

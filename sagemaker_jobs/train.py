@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,50 +43,91 @@ def read_schema(channel: Path) -> Schema:
     return Schema.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _fit(hp: hyperparameters.Hyperparameters, schema: Schema, train: pd.DataFrame) -> Any:
-    model = build_model(schema, hp)
+@dataclass
+class Fitted:
+    model: Any
+    schema: Schema  # the features the model reads, with the training selection recorded
+    rows: int  # of the training split
+    class_counts: dict[str, int] | None  # the training split's, for a classifier
+
+
+def _fit(
+    hp: hyperparameters.Hyperparameters,
+    schema: Schema,
+    train_dir: Path,
+    validation: pd.DataFrame | None,
+    keep: list[str] | None = None,
+) -> tuple[Fitted, dict[str, str]]:
+    """Read the training split, drop what the selection rules drop (or keep only ``keep``),
+    and fit: the pipeline's column preparation on the raw rows, which are then let go, and the
+    estimator on the prepared matrix (the raw table, the prepared one and the estimator's own
+    copies were all in memory at once). Gradient boosting stops early on the validation split,
+    as SageMaker's XGBoost does on its validation channel, rather than on a tenth of the
+    training split that it would set aside (and copy). Returns the fit and what was dropped."""
+    train = read_split(train_dir, schema)
+    rows = len(train)
+    class_counts = (
+        {str(k): int(n) for k, n in train[schema.target].value_counts().sort_index().items()}
+        if schema.problem_type == "classification"
+        else None
+    )
+    if keep is None:
+        dropped = feature_selection.training_rules(train, schema.features)
+        for name, reason in dropped.items():
+            log.warning("feature selection dropped %r: %s", name, reason)
+        keep = [name for name in schema.features if name not in dropped]
+    else:
+        dropped = {}
+    if not keep:
+        raise JobError(
+            "feature selection dropped every feature (constant, near-constant or duplicate in "
+            "the training split): nothing is left to learn from"
+        )
+    selected = schema.keeping(keep)
+    model = build_model(selected, hp)
+    columns, estimator = model.steps[0][1], model.steps[1][1]
     started = time.perf_counter()
-    model.fit(train[list(schema.features)], train[schema.target])
+    matrix = columns.fit_transform(train[keep])
+    target = train[schema.target].to_numpy()
+    del train  # the raw rows: the estimator reads the prepared matrix only
+    stop_early_on: dict[str, Any] = {}
+    if validation is not None and hp.estimator == "gradient_boosting":
+        stop_early_on = {
+            "X_val": columns.transform(validation[keep]),
+            "y_val": validation[schema.target].to_numpy(),
+        }
+    estimator.fit(matrix, target, **stop_early_on)
     log.info(
         "fitted %s on %d rows x %d features in %.2fs",
         hp.estimator,
-        len(train),
-        len(schema.features),
+        rows,
+        len(keep),
         time.perf_counter() - started,
     )
-    return model
+    return Fitted(model, selected, rows, class_counts), dropped
 
 
 def _select_and_fit(
     hp: hyperparameters.Hyperparameters,
     schema: Schema,
-    train: pd.DataFrame,
+    train_dir: Path,
     validation: pd.DataFrame | None,
-) -> tuple[Any, Schema]:
+) -> Fitted:
     """Feature selection on the training split, then the fit (sagemaker_jobs.feature_selection):
     the rules always; with ``importance:K`` a first fit ranks the features by permutation
     importance on a sample of the validation split, and the model is refit on the top K."""
-    dropped = feature_selection.training_rules(train, schema.features)
-    for name, reason in dropped.items():
-        log.warning("feature selection dropped %r: %s", name, reason)
-    kept = [name for name in schema.features if name not in dropped]
-    if not kept:
-        raise JobError(
-            "feature selection dropped every feature (constant, near-constant or duplicate in "
-            "the training split): nothing is left to learn from"
-        )
-    selected = schema.keeping(kept)
-    model = _fit(hp, selected, train)
+    fitted, dropped = _fit(hp, schema, train_dir, validation)
+    kept = list(fitted.schema.features)
     k = feature_selection.parse_mode(hp.feature_selection)
     scores: dict[str, float] = {}
     if k is not None and k < len(kept):
-        ranked_on = validation if validation is not None else train
+        ranked_on = validation if validation is not None else read_split(train_dir, schema)
         ranking = importance.permutation_importance(
-            model,
+            fitted.model,
             ranked_on[kept],
             ranked_on[schema.target],
             scoring=importance.scorer_name("auto", schema.problem_type),
-            kinds=dict(selected.features),
+            kinds=dict(fitted.schema.features),
             max_rows=feature_selection.IMPORTANCE_MAX_ROWS,
             max_features=len(kept),
             repeats=feature_selection.IMPORTANCE_REPEATS,
@@ -100,10 +142,10 @@ def _select_and_fit(
                 )
         kept = [name for name in kept if name in top]
         log.info("feature selection keeps the %d most important: %s", k, ", ".join(kept))
-        selected = schema.keeping(kept)
-        model = _fit(hp, selected, train)  # refit on the kept features only
+        fitted, _ = _fit(hp, schema, train_dir, validation, keep=kept)  # reads the split again
     record = feature_selection.training_record(hp.feature_selection, kept, dropped, scores)
-    return model, selected.with_training_selection(record)
+    fitted.schema = fitted.schema.with_training_selection(record)
+    return fitted
 
 
 def run(paths: Paths) -> None:
@@ -111,16 +153,15 @@ def run(paths: Paths) -> None:
     log.info("hyperparameters: %s", hp.model_dump())
     train_dir = paths.channel("train")
     schema = read_schema(train_dir)
-    train = read_split(train_dir, schema)
     validation_dir = paths.channel("validation")
     validation = read_split(validation_dir, schema) if validation_dir.exists() else None
     all_features = list(schema.features)
-    model, schema = _select_and_fit(hp, schema, train, validation)
+    fitted = _select_and_fit(hp, schema, train_dir, validation)
+    model, schema = fitted.model, fitted.schema
     features = list(schema.features)
 
     scores: dict[str, float | None] = {}
     # Parity is proven on the validation split; without one, on the rows the model was fit on.
-    checked, split = train, "train"
     if validation is not None:
         checked, split = validation, "validation"
         score = (
@@ -133,6 +174,9 @@ def run(paths: Paths) -> None:
         for name, value in scores.items():
             # One line per metric, the form SageMaker metric definitions scrape from the log.
             print(f"validation:{name}={value}", flush=True)
+    else:
+        checked = read_split(train_dir, schema).iloc[: compile.PARITY_ROWS]
+        split = "train"
     model_dir = paths.model_dir()
     model_dir.mkdir(parents=True, exist_ok=True)
     inference = compile.build(model, schema, model_dir, checked, split, hp.compiled_inference)
@@ -152,13 +196,9 @@ def run(paths: Paths) -> None:
         {
             "hyperparameters": hp.model_dump(),
             "validation_metrics": scores,
-            "train_rows": len(train),
+            "train_rows": fitted.rows,
             # The training split's class balance: the default gate and the model card read it.
-            "class_counts": (
-                train[schema.target].value_counts().sort_index().to_dict()
-                if schema.problem_type == "classification"
-                else None
-            ),
+            "class_counts": fitted.class_counts,
             "inference": inference,
             # The columns a request may send, in order: Preprocess's features, the ones
             # selection dropped too (they are accepted and ignored).

@@ -47,3 +47,16 @@ def test_cdk_cli_and_sdk_are_pinned_together() -> None:
     )
     assert pins["sagemaker"].startswith("3.")
     assert pins["aws-cdk-lib"].startswith("2.")
+
+
+def test_the_image_starts_jobs_with_the_memory_environment_the_local_executor_uses() -> None:
+    from sagemaker_jobs.resources import MEMORY_ENV
+
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    env = dict(
+        item.split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("ENV ")
+        for item in line.split()[1:]
+    )
+    assert MEMORY_ENV.items() <= env.items()

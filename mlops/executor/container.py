@@ -20,6 +20,7 @@ import sagemaker_jobs
 from mlops.executor import forked
 from mlops.executor.outcomes import StepFailed
 from sagemaker_jobs.contract import ROOT_ENV, Paths
+from sagemaker_jobs.resources import MEMORY_ENV
 
 # What the project image does when started with a command (see the Dockerfile): SageMaker
 # training runs `docker run IMAGE train`; here the same module runs in a child process.
@@ -74,6 +75,7 @@ def run_container(
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("SM_") and k != ROOT_ENV}
     child_env = {
         **inherited,
+        **MEMORY_ENV,  # as the project image's ENV sets it
         **env,
         ROOT_ENV: str(paths.root),
         "PYTHONPATH": os.pathsep.join(filter(None, [project, os.environ.get("PYTHONPATH")])),

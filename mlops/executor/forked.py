@@ -35,6 +35,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from sagemaker_jobs.resources import MEMORY_ENV
+
 # What the jobs import before they start; an import that fails here is simply done by the job.
 PRELOAD = [
     "matplotlib.backends.backend_agg",
@@ -79,8 +81,24 @@ def _forkserver() -> multiprocessing.context.ForkServerContext:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)
             _socket_folder()
+            _start_server()
             _context = context
         return _context
+
+
+def _start_server() -> None:
+    """Start the server with the jobs' memory environment: its allocators are chosen when it
+    starts, and every job forked from it keeps them."""
+    previous = {name: os.environ.get(name) for name in MEMORY_ENV}
+    os.environ.update(MEMORY_ENV)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _socket_folder() -> None:
@@ -101,7 +119,6 @@ def warm() -> None:
     """Start the fork server now, so its imports overlap the caller's own work."""
     if os.environ.get(DISABLE_ENV) != "0" and sys.platform == "linux":
         _forkserver()
-        multiprocessing.forkserver.ensure_running()
 
 
 class ForkedJob:

@@ -156,3 +156,17 @@ def test_a_callers_script_without_a_main_guard_does_not_run_again_in_a_job(
     ).stdout
     assert shown.count("caller top level") == 1
     assert "name __main__" in shown and "atexit ran" in shown
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_a_job_starts_with_the_memory_environment_forked_or_not(
+    fork: str, step_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrow's allocator is chosen when the process starts: a forked job has the server's."""
+    monkeypatch.setenv(forked.DISABLE_ENV, fork)
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    (step_dir / "pool.py").write_text(
+        "import pyarrow\nprint(pyarrow.default_memory_pool().backend_name)\n", encoding="utf-8"
+    )
+    lines, code = _run([sys.executable, "-m", "pool"], step_dir, {})
+    assert (code, lines) == (0, ["system"])
