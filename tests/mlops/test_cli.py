@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -193,3 +195,27 @@ def test_a_corrupt_run_record_is_an_error_naming_the_file(
         shown = capsys.readouterr().err
         assert f"run record {record} is not a valid execution record" in shown
         assert "Traceback" not in shown and "unexpected" not in shown
+
+
+def test_the_command_exits_with_mains_code_and_its_output_flushed(tmp_path: Path) -> None:
+    """``python -m mlops.cli`` (and the ``mlops`` script) skip the interpreter's teardown: the
+    exit code and every line written must survive that."""
+    env = {**os.environ, "MLOPS_HOME": str(tmp_path / "home")}
+    failed = subprocess.run(
+        [sys.executable, "-m", "mlops.cli", "models", "describe", "7"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert failed.returncode == 3
+    assert "has no version 7" in failed.stderr
+    helped = subprocess.run(
+        [sys.executable, "-m", "mlops.cli", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert helped.returncode == 0
+    assert helped.stdout.rstrip().endswith("─╯")  # the help box, to its last line
