@@ -39,6 +39,11 @@ class Home:
     def tmp(self) -> Path:
         return self.root / "tmp"
 
+    @property
+    def definitions(self) -> Path:
+        """Pipeline definitions built before (sagemaker_jobs.pipeline.definition_json)."""
+        return self.root / "definitions"
+
     @contextlib.contextmanager
     def temporary_files(self) -> Iterator[None]:
         """Send every temporary file of this process and its children (jobs, model servers)

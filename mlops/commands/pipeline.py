@@ -81,7 +81,8 @@ def definition(
     else:
         tuning_settings = load_tuning(tuning) if tuning else None
     body = definition_json(
-        local_settings(tuning=tuning_settings, project=project or DEFAULT_PROJECT)
+        local_settings(tuning=tuning_settings, project=project or DEFAULT_PROJECT),
+        cache=current_home().definitions,
     )
     if deployed:
         import difflib
@@ -276,7 +277,7 @@ def run(
     err.print(f"Building the pipeline definition and running it on {source} ...")
     forked.warm()  # the jobs' fork server imports its libraries while the definition is built
     settings = local_settings(tuning=load_tuning(tuning) if tuning else None, project=project)
-    definition = json.loads(definition_json(settings))
+    definition = json.loads(definition_json(settings, cache=home.definitions))
     # What SageMaker would refuse only after the paid steps is refused before any step here.
     check_pipeline(definition, overrides, settings.pipeline_name)
     # The store lets the registry see a retrained model identical to a registered one.

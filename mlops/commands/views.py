@@ -20,12 +20,16 @@ def dependencies(record: ExecutionRecord) -> dict[str, set[str]]:
     """Each step's upstream steps, from the project's definition (the run's own, rebuilt)."""
     import json
 
+    from mlops.commands import current_home
     from mlops.executor.definition import plan
     from mlops.local import local_settings
     from sagemaker_jobs.pipeline import definition_json
 
     definition = json.loads(
-        definition_json(local_settings("unknown", project=record.pipeline_name))
+        definition_json(
+            local_settings("unknown", project=record.pipeline_name),
+            cache=current_home().definitions,
+        )
     )
     return plan(definition)[1]
 

@@ -362,7 +362,9 @@ def test_no_cache_reaches_the_executor(
 
     monkeypatch.setattr(runner, "LocalPipelineExecutor", Recording)
     # the definition built once per session, not once per command
-    monkeypatch.setattr(pipeline, "definition_json", lambda settings: json.dumps(local_definition))
+    monkeypatch.setattr(
+        pipeline, "definition_json", lambda settings, cache=None: json.dumps(local_definition)
+    )
     assert main(["pipeline", "run", "--no-track"]) == 2
     assert main(["pipeline", "run", "--no-track", "--no-cache"]) == 2
     assert seen == [True, False]

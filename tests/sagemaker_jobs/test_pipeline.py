@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -187,3 +188,35 @@ def test_building_makes_no_aws_call(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_settings_are_validated(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         PipelineSettings(**{**SETTINGS, field: value})
+
+
+def test_a_definition_built_before_is_read_from_the_cache_until_its_inputs_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sagemaker_jobs import pipeline
+
+    settings = PipelineSettings(**SETTINGS)
+    built = definition_json(settings)
+    monkeypatch.setattr(pipeline, "_built", {})  # a new process: nothing built in memory
+    assert definition_json(settings, cache=tmp_path) == built  # built, and written
+    (written,) = tmp_path.glob("*.json")
+
+    def no_build(settings: PipelineSettings) -> str:
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(pipeline, "render_definition", no_build)
+    monkeypatch.setattr(pipeline, "_built", {})
+    assert definition_json(settings, cache=tmp_path) == built  # read back, not built
+    other = settings.model_copy(update={"code_version": "fedcba987654"})
+    with pytest.raises(AssertionError, match="built again"):  # other settings: another key
+        definition_json(other, cache=tmp_path)
+    # Other code of this package (or another SDK) is another key too.
+    monkeypatch.setattr(pipeline, "_built", {})
+    source = Path(pipeline.__file__).with_name("tuning.py")
+    real_read = Path.read_bytes
+    monkeypatch.setattr(
+        Path, "read_bytes", lambda p: real_read(p) + (b"# edited" if p == source else b"")
+    )
+    with pytest.raises(AssertionError, match="built again"):
+        definition_json(settings, cache=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [written.name]  # no partial file left
