@@ -100,6 +100,8 @@ def upload_dataset(store: LocalObjectStore, source: Path) -> str:
     if not files:
         raise MlopsError(f"data directory {source} is empty")
     base = source if source.is_dir() else source.parent
-    prefix = f"s3://{LOCAL_BUCKET}/datasets/{tree_sha256(file_entries(files, base))[:16]}"
+    entries = file_entries(files, base)
+    prefix = f"s3://{LOCAL_BUCKET}/datasets/{tree_sha256(entries)[:16]}"
     uri = prefix if source.is_dir() else f"{prefix}/{source.name}"
-    return store.put(source, uri)
+    known = {path: sha256 for path, (_, sha256) in zip(files, entries, strict=True)}
+    return store.put(source, uri, known)

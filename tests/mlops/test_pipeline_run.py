@@ -200,6 +200,33 @@ def test_dataset_uri_depends_on_names_as_well_as_bytes(tmp_path: Path) -> None:
     assert [p.name for p in store.path_for(second).iterdir()] == ["renamed.csv"]
 
 
+@pytest.mark.parametrize("shape", ["file", "folder"])
+def test_a_data_set_is_read_once_to_upload_it(
+    shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops import store as store_module
+    from mlops.local import upload_dataset
+    from sagemaker_jobs import digests
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.csv").write_text("a,b\n1,2\n")
+    (folder / "b.csv").write_text("a,b\n3,4\n")
+    hashed: list[str] = []
+    real = digests.file_sha256
+
+    def counted(path: Path) -> str:
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(digests, "file_sha256", counted)
+    monkeypatch.setattr(store_module, "file_sha256", counted)
+    store = LocalObjectStore(tmp_path / "store")
+    uri = upload_dataset(store, folder if shape == "folder" else folder / "a.csv")
+    assert sorted(hashed) == (["a.csv", "b.csv"] if shape == "folder" else ["a.csv"])
+    assert store.digest(uri)  # stored, with its hash recorded
+
+
 @pytest.mark.slow
 def test_preprocess_writes_the_eda_report_beside_the_profile(demo_run: DemoRun) -> None:
     from mlops.store import LocalObjectStore
