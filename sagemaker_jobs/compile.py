@@ -3,10 +3,11 @@
 The Train job calls ``build``: it reads the fitted ColumnTransformer's parameters into
 ``compiled.json``, writes every histogram-gradient-boosting tree as one ONNX ``TreeEnsemble``
 (ai.onnx.ml opset 5, float64 thresholds and leaves, so the comparisons are scikit-learn's own;
-a split on a category's code is a BRANCH_MEMBER node) into ``trees.onnx``, and checks parity on the validation split. skl2onnx is not used: its 1.20
-converter fails on scikit-learn 1.9's histogram gradient boosting and refuses the categorical
-imputer. A model that cannot be compiled, or whose compiled form disagrees, is served by
-scikit-learn, and the manifest says why.
+a split on a category's code is a BRANCH_MEMBER node) into ``trees.onnx``, and checks parity
+on the validation split. skl2onnx is not used: its 1.20 converter fails on scikit-learn 1.9's
+histogram gradient boosting and refuses the categorical imputer. A model that cannot be
+compiled, or whose compiled form disagrees, is served by scikit-learn, and the manifest says
+why.
 """
 
 from __future__ import annotations

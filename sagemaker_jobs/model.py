@@ -87,7 +87,7 @@ def _number_steps(hp: Hyperparameters) -> list[SimpleImputer | StandardScaler]:
 
 
 def build_model(schema: Schema, hp: Hyperparameters) -> Pipeline:
-    """Numbers (imputed and scaled where the model needs it), categories imputed and encoded
+    """Numbers (imputed and scaled where the model needs it), categories filled and encoded
     (unknown ones tolerated), dates turned into numeric parts."""
     branches: list[tuple[str, Any, list[str]]] = []
     numeric = schema.columns_of("numeric")

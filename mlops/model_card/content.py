@@ -224,9 +224,10 @@ def known_limits(
     missing = {k: v for k, v in profile.get("missing_values", {}).items() if v}
     if missing:
         limits.append(
-            "Missing values were imputed in: "
+            "Missing values in: "
             + ", ".join(f"{k} ({v})" for k, v in sorted(missing.items()))
-            + "."
+            + " (gradient boosting learns which side of each split they go; other models fill "
+            "them with the median or the category 'missing')."
         )
     if dropped := profile.get("dropped_columns"):
         limits.append(
