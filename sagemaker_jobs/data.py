@@ -382,30 +382,26 @@ def split(
     if not (0 < validation < 1 and 0 < test < 1 and validation + test < 1):
         raise JobError("validation and test fractions must be in (0, 1) and add up to less than 1")
     holdout = validation + test
-    # Stratified on the classes' codes in sorted order, which is how scikit-learn numbers the
-    # labels itself (the same split), without sorting a million strings twice.
+    # Row numbers are split, not the table (each part is taken from it once), stratified on the
+    # classes' codes in sorted order: scikit-learn numbers the labels so itself (the same split),
+    # without sorting a million strings twice.
+    rows = np.arange(len(table))
     classify = schema.problem_type == "classification"
     codes = pd.factorize(table[schema.target], sort=True)[0] if classify else None
     try:
-        train, rest, _, codes_rest = train_test_split(
-            table,
-            np.zeros(len(table)) if codes is None else codes,
-            test_size=holdout,
-            random_state=seed,
-            stratify=codes,
-        )
+        train, rest = train_test_split(rows, test_size=holdout, random_state=seed, stratify=codes)
         val, tst = train_test_split(
             rest,
             test_size=test / holdout,
             random_state=seed,
-            stratify=codes_rest if classify else None,
+            stratify=None if codes is None else codes[rest],
         )
     except ValueError as exc:
         raise JobError(
             f"cannot split {len(table)} rows into train/validation/test: {exc}. "
             "Give more rows or smaller --validation-fraction/--test-fraction"
         ) from exc
-    return train, val, tst
+    return table.iloc[train], table.iloc[val], table.iloc[tst]
 
 
 def read_split(path: Path, schema: Schema) -> pd.DataFrame:
