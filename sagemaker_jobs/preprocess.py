@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
     raw_rows = len(raw)
     log.info("read %d rows x %d columns from %d file(s)", raw_rows, raw.shape[1], len(files))
     table, schema = data.prepare(raw, spec)
-    del raw  # prepare made a cleaned copy: one table fewer in memory from here on
+    del raw  # the table (prepare shares the raw table's unchanged columns) is all that is left
     log.info(
         "problem type %s; %d features (%s)",
         schema.problem_type,
@@ -78,17 +78,17 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
             f"step read {args.dataset_sha256}): do not overwrite InputDataUri while a run reads "
             "it; start the pipeline again"
         )
-    # What reads the whole table runs before the split, and the table goes once split: at most
-    # the cleaned table and its three parts are in memory at once (the raw table went above).
+    # What reads the whole table runs before the split; then one part at a time is taken from
+    # the table, written and let go, so the table and one part are all that is ever in memory.
     report = data.profile(table, schema, raw_rows=raw_rows, sha256=sha256)
     write_json(out / "profile" / "profile.json", report)
     # The EDA page beside the profile, on a bounded sample (sagemaker_jobs/eda.py).
     eda.write_report(out / "profile" / eda.EDA_FILE, table, schema, source=_source_name(files))
-    parts = data.split(
+    rows = data.split(
         table, schema, validation=args.validation_fraction, test=args.test_fraction, seed=args.seed
     )
-    del table
-    for name, part in zip(SPLITS, parts, strict=True):
+    for name, picked in zip(SPLITS, rows, strict=True):
+        part = table.iloc[picked]
         target_dir = out / name
         target_dir.mkdir(parents=True, exist_ok=True)
         # Parquet between steps: typed, compressed and read column by column, several times
@@ -96,9 +96,11 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
         part.to_parquet(target_dir / f"{name}.parquet", index=False)
         write_json(target_dir / "schema.json", schema.to_dict())
         log.info("%s: %d rows", name, len(part))
-    # The data the model learns from is what served traffic is compared with.
-    baseline.write_baseline(out / "baseline", parts[0], schema)
-    log.info("baseline: Model Monitor statistics and constraints of the train split")
+        if name == "train":
+            # The data the model learns from is what served traffic is compared with.
+            baseline.write_baseline(out / "baseline", part, schema)
+            log.info("baseline: Model Monitor statistics and constraints of the train split")
+        del part
 
 
 def _source_name(files: Sequence[Path]) -> str:

@@ -354,12 +354,17 @@ def _classification_table(n: int = 100) -> tuple[pd.DataFrame, Schema]:
     return table, schema
 
 
+def _parts(table: pd.DataFrame, schema: Schema, **fractions: Any) -> list[pd.DataFrame]:
+    """The split's parts as Preprocess takes them from the table."""
+    return [table.iloc[rows] for rows in split(table, schema, **fractions)]
+
+
 def test_split_is_deterministic_for_a_seed() -> None:
     table, schema = _classification_table()
 
-    first = split(table, schema, validation=0.2, test=0.2, seed=7)
-    second = split(table, schema, validation=0.2, test=0.2, seed=7)
-    other = split(table, schema, validation=0.2, test=0.2, seed=8)
+    first = _parts(table, schema, validation=0.2, test=0.2, seed=7)
+    second = _parts(table, schema, validation=0.2, test=0.2, seed=7)
+    other = _parts(table, schema, validation=0.2, test=0.2, seed=8)
 
     for a, b in zip(first, second, strict=True):
         pd.testing.assert_frame_equal(a, b)
@@ -369,7 +374,7 @@ def test_split_is_deterministic_for_a_seed() -> None:
 def test_split_is_stratified_disjoint_and_complete() -> None:
     table, schema = _classification_table()
 
-    train, val, tst = split(table, schema, validation=0.2, test=0.2, seed=1)
+    train, val, tst = _parts(table, schema, validation=0.2, test=0.2, seed=1)
 
     for part in (train, val, tst):
         assert set(part["label"]) == {"a", "b", "c"}
