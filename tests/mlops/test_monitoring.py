@@ -39,7 +39,9 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame,
     from mlops.local import DEMO_DATA
 
     table, schema = data.prepare(pd.read_csv(DEMO_DATA), data.DataSpec(target="species"))
-    train, validation, test = data.split(table, schema, validation=0.15, test=0.15, seed=42)
+    train, validation, test = (
+        table.iloc[rows] for rows in data.split(table, schema, validation=0.15, test=0.15, seed=42)
+    )
     directory = tmp_path_factory.mktemp("split")
     train.to_csv(directory / "train.csv", index=False)
     (directory / "schema.json").write_text(json.dumps(schema.to_dict()))

@@ -30,7 +30,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     from mlops.local import DEMO_DATA
 
     table, schema = data.prepare(pd.read_csv(DEMO_DATA), data.DataSpec(target="species"))
-    train, validation, test = data.split(table, schema, validation=0.15, test=0.15, seed=42)
+    train, validation, test = (
+        table.iloc[rows] for rows in data.split(table, schema, validation=0.15, test=0.15, seed=42)
+    )
     directory = tmp_path_factory.mktemp("baseline")
     write_baseline(directory, train, schema)
     return directory, pd.concat([validation, test])[list(schema.features)]
