@@ -1,7 +1,7 @@
 """How the pipeline's cost grows with the data: wall time and peak memory per step.
 
 For each size, a synthetic table (20 numeric and 4 categorical columns plus a binary target,
-about 410 bytes a row as CSV) is written once, then `mlops pipeline run` runs on it in a fresh
+about 204 bytes a row as CSV) is written once, then `mlops pipeline run` runs on it in a fresh
 MLOPS_HOME, and again (every job step a cache hit). Per step: its seconds from the execution
 record, and its peak memory and memory after imports, which every job logs when it finishes
 (sagemaker_jobs.contract.run_job). Targets (issue 13) are checked and printed as held or not:
