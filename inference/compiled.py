@@ -102,7 +102,8 @@ class _Block:
             self.encoding: str = spec.get("encoding", "one_hot")  # format 1 has no key
             self.maps: list[dict[str, int]] = spec["maps"]
             self.unknown: list[int | None] = spec["unknown"]
-            self.offsets: list[int] = spec.get("offsets") or list(range(len(self.columns)))
+            if self.encoding == "one_hot":  # where each column's one-hot columns start
+                self.offsets: list[int] = spec["offsets"]
         else:
             self.stop: int = spec["stop"]
             # Imputed and scaled, or read raw (gradient boosting's trees handle missing values).
@@ -146,7 +147,8 @@ class _Block:
             out[rows, self.offset + offset + index[rows]] = 1.0
 
     def _codes(self, columns: Columns, out: np.ndarray) -> None:
-        """One code per category (null in the map: NaN, where the trees send missing values)."""
+        """One code per category; an unknown one is null in the spec, NaN here (the trees send
+        it where missing values go)."""
         for j, (name, table) in enumerate(zip(self.columns, self.maps, strict=True)):
             cells: Sequence[str | None] = columns.values[name]
             unknown = self.unknown[j]

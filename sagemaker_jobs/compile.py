@@ -104,12 +104,13 @@ def compile_model(model: Any) -> Compiled:
 
 
 def _steps(branch: Any, *kinds: str) -> list[Any]:
-    steps = [step for _, step in getattr(branch, "steps", [])]
-    if [type(s).__name__ for s in steps] != list(kinds):
-        raise Unsupported(
-            f"a column branch is {[type(s).__name__ for s in steps]}, not {list(kinds)}"
-        )
-    return steps
+    if (names := _step_names(branch)) != list(kinds):
+        raise Unsupported(f"a column branch is {names}, not {list(kinds)}")
+    return [step for _, step in branch.steps]
+
+
+def _step_names(branch: Any) -> list[str]:
+    return [type(step).__name__ for _, step in getattr(branch, "steps", [])]
 
 
 def _scaled(imputer: Any, scaler: Any, what: str) -> dict[str, list[float]]:
@@ -123,10 +124,6 @@ def _scaled(imputer: Any, scaler: Any, what: str) -> dict[str, list[float]]:
         "mean": np.asarray(scaler.mean_).tolist(),
         "scale": np.asarray(scaler.scale_).tolist(),
     }
-
-
-def _step_names(branch: Any) -> list[str]:
-    return [type(step).__name__ for _, step in getattr(branch, "steps", [])]
 
 
 def _block(name: str, branch: Any, names: list[str], offset: int) -> dict[str, Any]:

@@ -179,7 +179,8 @@ def read_table(location: Path) -> pd.DataFrame:
             if TABLE_SUFFIXES[path.suffix.lower()] == "csv":
                 # One parser thread: pandas' parallel reader holds every chunk and their
                 # concatenation at once (1M rows: 555 MB above the start for a 201 MB table,
-                # against 360 MB; 0.7 s faster), and the read is Preprocess's peak.
+                # against 360 MB for one thread, which is 0.7 s slower), and the read was
+                # Preprocess's peak.
                 with pd.option_context("mode.max_threads", 1):
                     frame = pd.read_csv(path, skipinitialspace=True)
             else:

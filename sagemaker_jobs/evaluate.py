@@ -94,8 +94,9 @@ def evaluate(
     score = (
         metrics.classification if schema.problem_type == "classification" else metrics.regression
     )
-    answers = metrics.predictions(model, test[list(schema.features)])  # once: the report too
-    report = score(model, test[list(schema.features)], test[schema.target], answers)
+    features = test[list(schema.features)]
+    answers = metrics.predictions(model, features)  # once: the report reads them too
+    report = score(model, features, test[schema.target], answers)
     value = report["metrics"][gate]["value"]
     if value is None:
         raise JobError(
