@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sagemaker_jobs import baseline, data, eda
+from sagemaker_jobs import baseline, data, eda, resources
 from sagemaker_jobs.contract import JobError, Paths, run_job, write_json
 from sagemaker_jobs.digests import dataset_sha256, file_entries
 
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
     )
     files = data.table_files(source)
     raw = data.read_table(source)
+    resources.release_freed_memory()  # the parser's chunks, freed but kept by the heap
     raw_rows = len(raw)
     log.info("read %d rows x %d columns from %d file(s)", raw_rows, raw.shape[1], len(files))
     table, schema = data.prepare(raw, spec)
@@ -78,29 +79,28 @@ def run(args: argparse.Namespace, paths: Paths) -> None:
             f"step read {args.dataset_sha256}): do not overwrite InputDataUri while a run reads "
             "it; start the pipeline again"
         )
-    # What reads the whole table runs before the split; then one part at a time is taken from
-    # the table, written and let go, so the table and one part are all that is ever in memory.
+    # What reads the whole table runs before the split; then each part is written from the
+    # table a batch of rows at a time, so the table and one batch are all that is in memory.
     report = data.profile(table, schema, raw_rows=raw_rows, sha256=sha256)
     write_json(out / "profile" / "profile.json", report)
     # The EDA page beside the profile, on a bounded sample (sagemaker_jobs/eda.py).
     eda.write_report(out / "profile" / eda.EDA_FILE, table, schema, source=_source_name(files))
+    resources.release_freed_memory()
     rows = data.split(
         table, schema, validation=args.validation_fraction, test=args.test_fraction, seed=args.seed
     )
     for name, picked in zip(SPLITS, rows, strict=True):
-        part = table.iloc[picked]
+        resources.release_freed_memory()  # what the split and the part before it let go
         target_dir = out / name
-        target_dir.mkdir(parents=True, exist_ok=True)
         # Parquet between steps: typed, compressed and read column by column, several times
         # faster than CSV for Train and Evaluate; CSV stays the contract at the edges.
-        part.to_parquet(target_dir / f"{name}.parquet", index=False)
+        data.write_part(table, picked, target_dir / f"{name}.parquet")
         write_json(target_dir / "schema.json", schema.to_dict())
-        log.info("%s: %d rows", name, len(part))
+        log.info("%s: %d rows", name, len(picked))
         if name == "train":
             # The data the model learns from is what served traffic is compared with.
-            baseline.write_baseline(out / "baseline", part, schema)
+            baseline.write_baseline(out / "baseline", table, schema, rows=picked)
             log.info("baseline: Model Monitor statistics and constraints of the train split")
-        del part
 
 
 def _source_name(files: Sequence[Path]) -> str:

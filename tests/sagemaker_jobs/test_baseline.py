@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -109,3 +110,21 @@ def test_the_pipeline_registers_the_preprocess_baseline_as_drift_check_baselines
     }
     for kind, name in (("Statistics", "statistics.json"), ("Constraints", "constraints.json")):
         assert quality[kind]["S3Uri"] == {"Std:Join": {"On": "/", "Values": [reference, name]}}
+
+
+def test_a_baseline_of_a_tables_rows_is_the_baseline_of_those_rows_taken_out(
+    penguins: pd.DataFrame,
+) -> None:
+    """Preprocess baselines the train part by its row numbers, a column at a time, instead of
+    copying the part out of the table first."""
+    from sagemaker_jobs import baseline, data
+
+    dated = penguins.assign(seen=pd.date_range("2019-03-01", periods=len(penguins)).astype(str))
+    table, schema = data.prepare(dated, data.DataSpec(target="species"))
+    rows = np.random.default_rng(0).permutation(len(table))[:200]
+    part = table.iloc[rows]
+
+    assert baseline.statistics(table, schema, rows) == baseline.statistics(part, schema)
+    by_rows = baseline.date_part_statistics(table, schema, rows)
+    assert by_rows == baseline.date_part_statistics(part, schema) and by_rows["features"]
+    assert baseline.statistics(table, schema, rows)["dataset"] == {"item_count": 200.0}

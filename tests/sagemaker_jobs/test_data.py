@@ -22,6 +22,7 @@ from sagemaker_jobs.data import (
     read_split,
     read_table,
     split,
+    write_part,
 )
 from sagemaker_jobs.digests import dataset_sha256, file_entries
 
@@ -514,6 +515,32 @@ def test_read_split_round_trips_a_schema_and_rejects_missing_columns(tmp_path: P
 
     with pytest.raises(JobError, match=r"lacks columns \['b'\]"):
         read_split(path, schema)
+
+
+def test_a_part_is_written_a_batch_of_rows_at_a_time_and_reads_back_as_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    from sagemaker_jobs import data
+
+    monkeypatch.setattr(data, "PART_BATCH_ROWS", 4)
+    table = pd.DataFrame(
+        {
+            "x": [0.5, np.nan, 2.0, 3.5, 4.0, 5.25, 6.0, 7.0, 8.5, 9.0],
+            "c": pd.Series(["a", None, "b", "c", "a", "b", "c", "a", None, "b"], dtype="str"),
+            "y": pd.Series(list("pqpqpqpqpq"), dtype="str"),
+        }
+    )
+    rows = np.array([9, 0, 3, 5, 7, 1, 2])
+    path = tmp_path / "train" / "train.parquet"
+
+    write_part(table, rows, path)
+
+    assert pq.ParquetFile(path).metadata.num_row_groups == 2  # 4 + 3 rows
+    pd.testing.assert_frame_equal(pd.read_parquet(path), table.iloc[rows].reset_index(drop=True))
+    write_part(table, rows[:0], path)  # an empty part still has the table's columns and types
+    pd.testing.assert_frame_equal(pd.read_parquet(path), table.iloc[:0])
 
 
 @pytest.mark.parametrize(
