@@ -28,10 +28,16 @@ from sagemaker_jobs import (
     hyperparameters,
     importance,
     metrics,
+    resources,
 )
 from sagemaker_jobs.contract import JobError, Paths, run_job
 from sagemaker_jobs.data import Schema, read_split
-from sagemaker_jobs.model import build_model
+from sagemaker_jobs.model import (
+    build_model,
+    estimator_matrix,
+    training_inputs,
+    training_matrix,
+)
 
 log = logging.getLogger("sagemaker_jobs.train")  # not __main__ under python -m
 
@@ -51,11 +57,21 @@ class Fitted:
     class_counts: dict[str, int] | None  # the training split's, for a classifier
 
 
+def _target(column: pd.Series) -> Any:
+    """The target as the estimator reads it. Class labels become an object array whose cells
+    share one string per class (a string column's own conversion makes a string per row: 40
+    MB for 700k rows)."""
+    if column.dtype.kind in "biuf":
+        return column.to_numpy()
+    codes, labels = pd.factorize(column, use_na_sentinel=False)
+    return labels.to_numpy(dtype=object)[codes]
+
+
 def _fit(
     hp: hyperparameters.Hyperparameters,
     schema: Schema,
     train_dir: Path,
-    validation: pd.DataFrame | None,
+    validation_dir: Path | None,
     keep: list[str] | None = None,
 ) -> tuple[Fitted, dict[str, str]]:
     """Read the training split, drop what the selection rules drop (or keep only ``keep``),
@@ -63,7 +79,8 @@ def _fit(
     estimator on the prepared matrix (the raw table, the prepared one and the estimator's own
     copies were all in memory at once). Gradient boosting stops early on the validation split,
     as SageMaker's XGBoost does on its validation channel, rather than on a tenth of the
-    training split that it would set aside (and copy). Returns the fit and what was dropped."""
+    training split that it would set aside (and copy); only its prepared rows are kept during
+    the fit. Returns the fit and what was dropped."""
     train = read_split(train_dir, schema)
     rows = len(train)
     class_counts = (
@@ -87,15 +104,22 @@ def _fit(
     model = build_model(selected, hp)
     columns, estimator = model.steps[0][1], model.steps[1][1]
     started = time.perf_counter()
-    matrix = columns.fit_transform(train[keep])
-    target = train[schema.target].to_numpy()
-    del train  # the raw rows: the estimator reads the prepared matrix only
+    target = _target(train[schema.target])
+    inputs = training_inputs(train[keep], selected, hp)
+    del train  # the raw rows: from here on, the inputs, then the matrix the estimator reads
+    resources.release_freed_memory()  # else the phases of a job stack their peaks
+    matrix = training_matrix(columns, inputs, hp)
+    del inputs
+    resources.release_freed_memory()
     stop_early_on: dict[str, Any] = {}
-    if validation is not None and hp.estimator == "gradient_boosting":
+    if validation_dir is not None and hp.estimator == "gradient_boosting":
+        validation = read_split(validation_dir, schema)
         stop_early_on = {
-            "X_val": columns.transform(validation[keep]),
-            "y_val": validation[schema.target].to_numpy(),
+            "X_val": estimator_matrix(columns, validation[keep], hp),
+            "y_val": _target(validation[schema.target]),
         }
+        del validation
+    resources.release_freed_memory()
     estimator.fit(matrix, target, **stop_early_on)
     log.info(
         "fitted %s on %d rows x %d features in %.2fs",
@@ -111,17 +135,17 @@ def _select_and_fit(
     hp: hyperparameters.Hyperparameters,
     schema: Schema,
     train_dir: Path,
-    validation: pd.DataFrame | None,
+    validation_dir: Path | None,
 ) -> Fitted:
     """Feature selection on the training split, then the fit (sagemaker_jobs.feature_selection):
     the rules always; with ``importance:K`` a first fit ranks the features by permutation
     importance on a sample of the validation split, and the model is refit on the top K."""
-    fitted, dropped = _fit(hp, schema, train_dir, validation)
+    fitted, dropped = _fit(hp, schema, train_dir, validation_dir)
     kept = list(fitted.schema.features)
     k = feature_selection.parse_mode(hp.feature_selection)
     scores: dict[str, float] = {}
     if k is not None and k < len(kept):
-        ranked_on = validation if validation is not None else read_split(train_dir, schema)
+        ranked_on = read_split(validation_dir or train_dir, schema)
         ranking = importance.permutation_importance(
             fitted.model,
             ranked_on[kept],
@@ -142,7 +166,8 @@ def _select_and_fit(
                 )
         kept = [name for name in kept if name in top]
         log.info("feature selection keeps the %d most important: %s", k, ", ".join(kept))
-        fitted, _ = _fit(hp, schema, train_dir, validation, keep=kept)  # reads the split again
+        del ranked_on
+        fitted, _ = _fit(hp, schema, train_dir, validation_dir, keep=kept)  # reads the split again
     record = feature_selection.training_record(hp.feature_selection, kept, dropped, scores)
     fitted.schema = fitted.schema.with_training_selection(record)
     return fitted
@@ -153,10 +178,12 @@ def run(paths: Paths) -> None:
     log.info("hyperparameters: %s", hp.model_dump())
     train_dir = paths.channel("train")
     schema = read_schema(train_dir)
-    validation_dir = paths.channel("validation")
-    validation = read_split(validation_dir, schema) if validation_dir.exists() else None
+    channel = paths.channel("validation")
+    validation_dir = channel if channel.exists() else None
     all_features = list(schema.features)
-    fitted = _select_and_fit(hp, schema, train_dir, validation)
+    fitted = _select_and_fit(hp, schema, train_dir, validation_dir)
+    # Read after the fit, which holds only the prepared rows of the validation split.
+    validation = read_split(validation_dir, schema) if validation_dir is not None else None
     model, schema = fitted.model, fitted.schema
     features = list(schema.features)
 
