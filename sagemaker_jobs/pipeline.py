@@ -429,9 +429,8 @@ def definition_json(settings: PipelineSettings, cache: Path | None = None) -> st
     if key in _built:
         return _built[key]
     path = cache / f"{_cache_key(key)}.json" if cache is not None else None
-    if path is not None and path.is_file():
-        body = path.read_text(encoding="utf-8")
-    else:
+    body = _cached_definition(path) if path is not None else None
+    if body is None:
         body = render_definition(settings)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -440,6 +439,22 @@ def definition_json(settings: PipelineSettings, cache: Path | None = None) -> st
             partial.replace(path)  # whole or absent, whoever else builds it at the same time
     _built[key] = body
     return body
+
+
+def _cached_definition(path: Path) -> str | None:
+    """The definition cached at ``path``, or None when there is none or it is not one (a file
+    truncated or edited by hand is built again and replaced, not handed to the executor)."""
+    if not path.is_file():
+        return None
+    body = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError:
+        document = None
+    if isinstance(document, dict):
+        return body
+    logging.getLogger(__name__).warning("%s is not a pipeline definition: building it again", path)
+    return None
 
 
 def _cache_key(settings_json: str) -> str:

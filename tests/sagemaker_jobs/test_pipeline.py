@@ -220,3 +220,21 @@ def test_a_definition_built_before_is_read_from_the_cache_until_its_inputs_chang
     with pytest.raises(AssertionError, match="built again"):
         definition_json(settings, cache=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [written.name]  # no partial file left
+
+
+@pytest.mark.parametrize("damage", ["", '{"Version": "2020-12-01", "Ste', "[]"])
+def test_a_damaged_cached_definition_is_built_again_and_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    from sagemaker_jobs import pipeline
+
+    settings = PipelineSettings(**SETTINGS)
+    built = definition_json(settings)
+    monkeypatch.setattr(pipeline, "_built", {})
+    definition_json(settings, cache=tmp_path)
+    (written,) = tmp_path.glob("*.json")
+    written.write_text(damage, encoding="utf-8")  # truncated or edited by hand
+    monkeypatch.setattr(pipeline, "_built", {})
+
+    assert definition_json(settings, cache=tmp_path) == built
+    assert written.read_text(encoding="utf-8") == built
