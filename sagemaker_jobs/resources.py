@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import gc
 import logging
 import math
@@ -84,11 +83,13 @@ def peak_mb() -> float:
 
 
 def release_freed_memory() -> None:
-    """Collect garbage and hand the heap's free pages back to the system (glibc's ``malloc_trim``; nothing
-    elsewhere). glibc returns only the top of its heap by itself: after pandas' CSV parser let go
-    of its chunks, a 1M-row read kept 361 MB resident for a 212 MB table (207 MB after a trim),
-    and every later step of the job stacked its own peak on what was kept."""
+    """Collect garbage and hand the heap's free pages back to the system (glibc's
+    ``malloc_trim``; nothing where the C library has none). glibc returns only the top of its
+    heap by itself: after pandas' CSV parser let go of its chunks, a 1M-row read kept 361 MB
+    resident for a 212 MB table (207 MB after a trim), and every later step of the job stacked
+    its own peak on what was kept."""
     gc.collect()  # plots and reports leave reference cycles (the EDA page: 17 MB at 1M rows)
-    name = ctypes.util.find_library("c")
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(name).malloc_trim(0)
+    # The process's own symbols hold the C library's: no library lookup (find_library runs
+    # ldconfig) on every call.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
