@@ -51,17 +51,19 @@ def training_inputs(frame: pd.DataFrame, schema: Schema, hp: Hyperparameters) ->
     return frame.assign(**{name: frame[name].astype(np.float32) for name in numeric})
 
 
+def _in_training_dtype(matrix: Any, hp: Hyperparameters) -> Any:
+    return matrix.astype(np.float32) if hp.estimator in FLOAT32_ESTIMATORS else matrix
+
+
 def training_matrix(columns: Any, frame: pd.DataFrame, hp: Hyperparameters) -> Any:
     """Fit the column preparation on ``frame``; return the matrix the estimator learns from."""
-    matrix = columns.fit_transform(frame)
-    return matrix.astype(np.float32) if hp.estimator in FLOAT32_ESTIMATORS else matrix
+    return _in_training_dtype(columns.fit_transform(frame), hp)
 
 
 def estimator_matrix(columns: Any, frame: pd.DataFrame, hp: Hyperparameters) -> Any:
     """The prepared matrix of ``frame`` (a fitted preparation) in the estimator's training dtype:
     gradient boosting's early-stopping rows are binned as the training rows were."""
-    matrix = columns.transform(frame)
-    return matrix.astype(np.float32) if hp.estimator in FLOAT32_ESTIMATORS else matrix
+    return _in_training_dtype(columns.transform(frame), hp)
 
 
 def _estimator(problem_type: str, hp: Hyperparameters, categorical: list[int]) -> object:
